@@ -1,0 +1,40 @@
+# Decide whether to compile the CUDA kernels and for which architectures.
+# Sets USCLIP_WITH_CUDA and USCLIP_CUDA_ARCHS.
+set(USCLIP_WITH_CUDA OFF)
+if(NOT USCLIP_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+    find_program(_nvcc nvcc HINTS /usr/local/cuda/bin)
+    if(_nvcc)
+      set(CMAKE_CUDA_COMPILER "${_nvcc}")
+    endif()
+  endif()
+  include(CheckLanguage)
+  # Probe with an architecture every supported toolkit knows; the real list is set below,
+  # once the toolkit version is known (never "native": build machines have no GPU).
+  if(NOT CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 87)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(USCLIP_WITH_CUDA ON)
+  elseif(USCLIP_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "USCLIP_CUDA=ON but no CUDA compiler (nvcc) was found")
+  else()
+    message(STATUS "usclip: nvcc not found, building the CPU kernels only")
+  endif()
+endif()
+
+if(USCLIP_WITH_CUDA)
+  if(USCLIP_CUDA_ARCHITECTURES)
+    set(USCLIP_CUDA_ARCHS ${USCLIP_CUDA_ARCHITECTURES})
+  elseif(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 13.0)
+    # Turing, Ampere, Jetson Orin (87), Ada, Hopper, Jetson Thor (110).
+    set(USCLIP_CUDA_ARCHS 75 80 86 87 89 90 110)
+  else()
+    # CUDA 12 (JetPack 5/6): Jetson Xavier (72) and Orin (87).
+    set(USCLIP_CUDA_ARCHS 72 87)
+  endif()
+  message(STATUS "usclip: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${USCLIP_CUDA_ARCHS}")
+endif()
