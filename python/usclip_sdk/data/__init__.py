@@ -1,0 +1,1 @@
+"""Data: the synthetic B-mode engine (``synth``) and readers/writers for real layouts."""

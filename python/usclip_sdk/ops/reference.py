@@ -1,0 +1,10 @@
+"""Slow, obvious numpy references for every native op (what the tests compare against).
+
+Never used as a silent fallback: the SDK calls the native kernels or raises.
+"""
+from __future__ import annotations
+
+from .preprocess_reference import preprocess_reference
+from .similarity_reference import similarity_reference
+
+__all__ = ["preprocess_reference", "similarity_reference"]
