@@ -1,0 +1,91 @@
+"""Encoders: the two functions the evaluation needs, from a model in memory.
+
+``Encoders.encode_image(paths) -> N x D`` and ``Encoders.encode_text(texts) -> N x D``
+(float32 numpy, unit rows). ``from_open_clip`` wraps any open_clip-like model (methods
+``encode_image(pixels)`` and ``encode_text(tokens)``) with its preprocess and tokenizer:
+batched, ``torch.inference_mode``, eval mode restored afterwards, optional autocast on CUDA,
+images decoded and preprocessed by a DataLoader (``num_workers`` processes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .metrics import l2_normalize
+
+__all__ = ["Encoders", "from_open_clip"]
+
+
+@dataclass(frozen=True)
+class Encoders:
+    """A pair of encoding functions and a name for the results file."""
+
+    encode_image: Callable[[Sequence[str | Path]], np.ndarray]
+    encode_text: Callable[[Sequence[str]], np.ndarray]
+    name: str = "model"
+
+
+class _ImageFiles(torch.utils.data.Dataset):
+    def __init__(self, paths: Sequence[str | Path], preprocess: Callable):
+        self.paths, self.preprocess = list(paths), preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.preprocess(im.convert("RGB"))
+
+
+def _resolve_device(model: torch.nn.Module, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, *,
+                   device: str | torch.device | None = None, batch_size: int = 64,
+                   num_workers: int = 0, amp: bool | None = None, name: str = "model") -> Encoders:
+    """Encoders over an open_clip-like model. The model is moved to ``device`` once, here
+    (default: it stays where its parameters are); ``amp`` (default: on for CUDA) runs the towers under bf16/fp16 autocast
+    and returns float32."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+    dev = _resolve_device(model, device)
+    model.to(dev)
+    use_amp = (dev.type == "cuda") if amp is None else bool(amp)
+    amp_dtype = torch.bfloat16 if dev.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+
+    def run(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                y = fn(x.to(dev, non_blocking=True))
+        finally:
+            model.train(was_training)
+        return y.float().cpu().numpy()
+
+    def encode_image(paths: Sequence[str | Path]) -> np.ndarray:
+        loader = torch.utils.data.DataLoader(_ImageFiles(paths, preprocess), batch_size=batch_size,
+                                             num_workers=num_workers, shuffle=False,
+                                             pin_memory=dev.type == "cuda")
+        out = [run(model.encode_image, x) for x in loader]
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    def encode_text(texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        out = [run(model.encode_text, tokenizer(texts[i:i + batch_size]))
+               for i in range(0, len(texts), batch_size)]
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    return Encoders(encode_image=encode_image, encode_text=encode_text, name=name)
