@@ -1,0 +1,185 @@
+"""The US-365K layout: reader (``US365K``) and synthetic writer (``write_dataset``).
+
+Layout (as the release distributes it): ``images.zip`` or ``images/``; ``train.jsonl``,
+``valid.jsonl``, ``test.jsonl`` with one ``{"image": <file name>, "caption": <report>}`` per
+line; ``full_data.json``, a list of ``{"media_name", <nine label fields>}`` records whose
+fields are a string, a list of strings, or absent.
+
+``US365K(root, split)`` yields ``Sample(image_path, caption, labels)``; labels come from
+``taxonomy.parse_record`` (all nine fields, empty tuples where untagged). Images are found in
+``root/images/``, flat in ``root/``, or still inside ``root/images.zip`` (then ``image_path``
+is ``"<root>/images.zip::<member>"``, opened by ``Sample.load_rgb``). Malformed lines raise a
+ValueError naming file and line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .. import taxonomy as tx
+from .sample import ZIP_SEP, Sample, SampleList, empty_labels
+from .us365k_writer import SPLITS, WriteSummary, write_dataset
+
+__all__ = ["US365K", "Sample", "write_dataset", "WriteSummary", "SPLITS", "read_full_data",
+           "read_pairs"]
+
+_ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}
+
+
+def _iter_json_array(text: str, path: str) -> Iterator[tuple[int, Any]]:
+    """(line, element) of a top-level JSON array, so errors can name the element's line."""
+    dec = json.JSONDecoder()
+    i, n, line = 0, len(text), 1
+
+    def skip(j: int) -> int:
+        while j < n and text[j] in " \t\r\n":
+            j += 1
+        return j
+
+    def fail(j: int, msg: str) -> ValueError:
+        ln = text.count("\n", 0, j) + 1
+        return ValueError(f"{path}:{ln}: {msg}")
+
+    i = skip(i)
+    if i >= n or text[i] != "[":
+        raise fail(i, "expected a JSON list of records")
+    i = skip(i + 1)
+    if i < n and text[i] == "]":
+        return
+    last = 0
+    while True:
+        line += text.count("\n", last, i)
+        last = i
+        try:
+            obj, end = dec.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
+        yield line, obj
+        i = skip(end)
+        if i < n and text[i] == ",":
+            i = skip(i + 1)
+        elif i < n and text[i] == "]":
+            if skip(i + 1) != n:
+                raise fail(skip(i + 1), "unexpected text after the list")
+            return
+        else:
+            raise fail(i, "expected ',' or ']' between records")
+
+
+def read_full_data(path: str | os.PathLike, strict: bool = True) -> dict[str, dict[str, tuple[str, ...]]]:
+    """media_name -> labels from a ``full_data.json`` (first record wins on duplicates).
+
+    strict: unknown label values raise (naming file, line and field); otherwise they are dropped.
+    """
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for line, rec in _iter_json_array(text, path):
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{line}: expected a record object, found {type(rec).__name__}")
+        name = rec.get("media_name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{path}:{line}: record without a 'media_name' string")
+        try:
+            labels = tx.parse_record(rec, strict=strict)
+        except ValueError as e:
+            raise ValueError(f"{path}:{line}: {name}: {e}") from None
+        out.setdefault(name, labels)
+    return out
+
+
+def read_pairs(path: str | os.PathLike) -> list[tuple[int, str, str]]:
+    """(line, image, caption) of a split file; blank lines are skipped."""
+    path = os.fspath(path)
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for ln, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{ln}: not JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{ln}: expected an object, found {type(obj).__name__}")
+            img, cap = obj.get("image"), obj.get("caption")
+            if not isinstance(img, str) or not img:
+                raise ValueError(f"{path}:{ln}: expected a non-empty 'image' string, found {img!r}")
+            if not isinstance(cap, str):
+                raise ValueError(f"{path}:{ln}: expected a 'caption' string, found {type(cap).__name__}")
+            out.append((ln, img, cap))
+    return out
+
+
+class _ImageIndex:
+    """Where each image lives: root/images/, root/ itself, or inside root/images.zip."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dir_names = set(os.listdir(root / "images")) if (root / "images").is_dir() else set()
+        self.flat_names = {p.name for p in root.iterdir() if p.is_file()}
+        self.zip_members: dict[str, str] = {}
+        archive = root / "images.zip"
+        if archive.is_file():
+            with zipfile.ZipFile(archive) as zf:
+                for m in zf.namelist():
+                    if not m.endswith("/"):
+                        self.zip_members.setdefault(m, m)
+                        self.zip_members.setdefault(m.rsplit("/", 1)[-1], m)
+
+    def locate(self, name: str) -> str | None:
+        if name in self.dir_names or ("/" in name and (self.root / "images" / name).is_file()):
+            return str(self.root / "images" / name)
+        if name in self.flat_names or ("/" in name and (self.root / name).is_file()):
+            return str(self.root / name)
+        member = self.zip_members.get(name)
+        if member is not None:
+            return f"{self.root / 'images.zip'}{ZIP_SEP}{member}"
+        return None
+
+
+class US365K(SampleList):
+    """One split of a US-365K layout: a sequence of ``Sample``.
+
+    split: "train", "valid" ("val" accepted) or "test", or "all" for the three in order.
+    strict_labels: unknown label values in full_data.json raise instead of being dropped.
+    check_files: every listed image must exist (FileNotFoundError lists the missing ones).
+    Images without a full_data.json record get empty labels (all nine fields untagged).
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", *,
+                 strict_labels: bool = True, check_files: bool = True):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"root: {self.root} is not a directory")
+        split = _ALIASES.get(split, split)
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split: expected one of {list(SPLITS) + ['all']}, found {split!r}")
+        self.split = split
+        names = SPLITS if split == "all" else (split,)
+        missing_files = [n for n in names if not (self.root / f"{n}.jsonl").is_file()]
+        if missing_files:
+            raise FileNotFoundError(f"{self.root}: no {', '.join(m + '.jsonl' for m in missing_files)}")
+        full = self.root / "full_data.json"
+        self.labels_by_name: Mapping[str, dict[str, tuple[str, ...]]] = (
+            read_full_data(full, strict=strict_labels) if full.is_file() else {})
+        index = _ImageIndex(self.root)
+        samples, missing = [], []
+        for n in names:
+            jsonl = self.root / f"{n}.jsonl"
+            for ln, img, cap in read_pairs(jsonl):
+                path = index.locate(img)
+                if path is None:
+                    missing.append(f"{jsonl}:{ln}: {img}")
+                    path = str(self.root / "images" / img)
+                labels = self.labels_by_name.get(img) or empty_labels()
+                samples.append(Sample(path, cap, labels))
+        if missing and check_files:
+            shown = "\n  ".join(missing[:5])
+            raise FileNotFoundError(f"{len(missing)} listed images not found under {self.root} "
+                                    f"(images/, flat, or images.zip):\n  {shown}")
+        super().__init__(samples, f"{self.root}:{split}")

@@ -1,0 +1,258 @@
+"""Write a synthetic data set in the US-365K layout, in parallel, deterministic from a seed.
+
+Layout written under ``out_dir`` (the first four are the US-365K release's own files):
+
+- ``images/<media_name>``: PNG frames, ``media_name = "case{i:06d}_v{view}.png"``;
+- ``train.jsonl`` / ``valid.jsonl`` / ``test.jsonl``: ``{"image", "caption"}`` per line;
+- ``full_data.json``: a list of ``{"media_name", <nine fields>}``; a field is a string (one
+  tag), a list (several tags) or omitted (unlabelled), like the release;
+- ``masks/<media_name>``: the true imaging-region mask of each frame, PNG, 255 inside the
+  image sector and 0 on the scanner screen around it (scores region detection);
+- ``cases.jsonl``: one line per image with its case id, view, split and the renderer's
+  JSON parameters (what the labels must agree with);
+- ``dataset.json``: how it was made (seed, counts, size, splits, taxonomy version).
+
+Every random choice of case ``i`` comes from ``SeedSequence(seed, spawn_key=(i,))``, so the
+files do not depend on the worker count or on scheduling, and a data set of n cases holds the
+first n cases of any larger one with the same seed. The split is by case: all views of a case
+land in the same split.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import taxonomy as tx
+from .progress import Progress
+
+__all__ = ["write_dataset", "WriteSummary", "SPLITS", "split_cases", "media_name"]
+
+SPLITS = ("train", "valid", "test")
+_SPLIT_STREAM = 0x5B1175  # spawn key of the stream that shuffles cases into splits
+_OUTPUTS = ("images", "masks", "train.jsonl", "valid.jsonl", "test.jsonl", "full_data.json",
+            "cases.jsonl", "dataset.json")
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    out_dir: str
+    n_cases: int
+    n_images: int
+    per_split: dict[str, int]  # images per split
+    seconds: float
+    workers: int
+
+    @property
+    def images_per_second(self) -> float:
+        return self.n_images / self.seconds if self.seconds > 0 else 0.0
+
+
+def media_name(case_index: int, view: int) -> str:
+    return f"case{case_index:06d}_v{view}.png"
+
+
+def split_cases(n_cases: int, seed: int, fractions: Sequence[float]) -> list[str]:
+    """Split name of each case: exact counts by largest remainder, each split with a positive
+    fraction holding at least one case when there are enough cases, order shuffled by seed."""
+    fr = np.asarray(fractions, dtype=np.float64)
+    if fr.shape != (3,) or (fr < 0).any() or fr.sum() <= 0:
+        raise ValueError(f"splits: expected three non-negative fractions (train, valid, test), found {fractions}")
+    fr = fr / fr.sum()
+    counts = np.floor(fr * n_cases).astype(int)
+    for i in np.argsort(-(fr * n_cases - counts), kind="stable")[: n_cases - counts.sum()]:
+        counts[i] += 1
+    if n_cases >= int((fr > 0).sum()):
+        for i in np.flatnonzero((fr > 0) & (counts == 0)):
+            counts[i] += 1
+            counts[int(np.argmax(counts))] -= 1
+    labels = np.repeat(np.arange(3), counts)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SPLIT_STREAM,)))
+    rng.shuffle(labels)
+    return [SPLITS[int(k)] for k in labels]
+
+
+def _record(name: str, labels: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"media_name": name}
+    for f in tx.FIELDS:
+        vals = tuple(labels.get(f, ()))
+        if len(vals) == 1:
+            rec[f] = vals[0]
+        elif vals:
+            rec[f] = list(vals)
+    return rec
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+# Worker state: set once per process by _init (spawn-safe: only picklable references cross).
+_W: dict[str, Any] = {}
+
+
+def _init(cfg: dict[str, Any]) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+    _W.clear()
+    _W.update(cfg)
+    if _W["sampler"] is None or _W["renderer"] is None:
+        from . import synth
+
+        _W["sampler"] = _W["sampler"] or synth.sample_case
+        _W["renderer"] = _W["renderer"] or synth.render_view
+    if _W["captioner"] is None:
+        from .synth.captions import caption
+
+        _W["captioner"] = caption
+
+
+def _encode_png(img: np.ndarray) -> bytes:
+    import cv2
+
+    if img.ndim == 3:
+        img = img[:, :, ::-1]  # RGB -> BGR for OpenCV
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _make_case(index: int) -> list[dict[str, Any]]:
+    """Sample, render, caption and write every view of case ``index``; return its records."""
+    ss = np.random.SeedSequence(_W["seed"], spawn_key=(index,))
+    case_ss, views_ss, caption_ss, render_ss = ss.spawn(4)
+    case_id = f"case{index:06d}"
+    case = _W["sampler"](np.random.default_rng(case_ss), case_id)
+    lo, hi = _W["views"]
+    n_views = int(np.random.default_rng(views_ss).integers(lo, hi + 1))
+    cap_rng = np.random.default_rng(caption_ss)
+    render_seeds = render_ss.generate_state(n_views)
+    out_dir = Path(_W["out_dir"])
+    records = []
+    for view in range(n_views):
+        frame = _W["renderer"](case, view, int(render_seeds[view]), _W["size"])
+        name = media_name(index, view)
+        labels = {f: tuple(frame.labels.get(f, ())) for f in tx.FIELDS}
+        (out_dir / "images" / name).write_bytes(_encode_png(np.asarray(frame.image)))
+        mask = (np.asarray(frame.region_mask) > 0).astype(np.uint8) * 255
+        (out_dir / "masks" / name).write_bytes(_encode_png(mask))
+        records.append({"media_name": name, "case_id": case_id, "view": view,
+                        "caption": _W["captioner"](labels, cap_rng), "labels": labels,
+                        "params": json.loads(json.dumps(frame.params, default=_jsonable))})
+    return records
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        ours = [p for p in _OUTPUTS if (out / p).exists()]
+        if not overwrite:
+            raise FileExistsError(f"out_dir: {out} is not empty; pass overwrite=True to replace "
+                                  f"a data set written here ({len(ours)} of its files found)")
+        for p in ours:  # remove only what this writer writes, never the user's other files
+            shutil.rmtree(out / p) if (out / p).is_dir() else (out / p).unlink()
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+
+
+def _check_args(n_cases: int, views: Sequence[int], size: Sequence[int] | None,
+                workers: int | None) -> tuple[tuple[int, int], tuple[int, int] | None, int]:
+    if not isinstance(n_cases, (int, np.integer)) or n_cases < 1:
+        raise ValueError(f"n_cases: expected a positive integer, found {n_cases!r}")
+    if len(views) != 2 or not 1 <= int(views[0]) <= int(views[1]):
+        raise ValueError(f"views_per_case: expected (min, max) with 1 <= min <= max, found {views!r}")
+    if size is not None and (len(size) != 2 or min(int(s) for s in size) < 32):
+        raise ValueError(f"size: expected (height, width) of at least 32 pixels, found {size!r}")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers: expected >= 1, found {workers}")
+    return ((int(views[0]), int(views[1])),
+            None if size is None else (int(size[0]), int(size[1])), min(workers, int(n_cases)))
+
+
+def _write_tables(out: Path, records: list[dict[str, Any]], split_of: list[str]) -> dict[str, int]:
+    """The jsonl splits, full_data.json and cases.jsonl, each written to a temp then renamed."""
+    lines: dict[str, list[str]] = {s: [] for s in SPLITS}
+    cases, full = [], []
+    for rec in records:
+        split = split_of[int(rec["case_id"][4:])]
+        lines[split].append(json.dumps({"image": rec["media_name"], "caption": rec["caption"]},
+                                       ensure_ascii=False))
+        full.append(_record(rec["media_name"], rec["labels"]))
+        cases.append(json.dumps({"media_name": rec["media_name"], "case_id": rec["case_id"],
+                                 "view": rec["view"], "split": split, "params": rec["params"]},
+                                sort_keys=True))
+    texts = {f"{s}.jsonl": "".join(l + "\n" for l in lines[s]) for s in SPLITS}
+    # One record per line: greppable, and the reader can name the line of a bad record.
+    texts["full_data.json"] = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in full) + "\n]\n"
+    texts["cases.jsonl"] = "".join(c + "\n" for c in cases)
+    for name, text in texts.items():
+        tmp = out / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out / name)
+    return {s: len(lines[s]) for s in SPLITS}
+
+
+def write_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
+                  views_per_case: Sequence[int] = (2, 4), size: Sequence[int] | None = (256, 256),
+                  workers: int | None = None, splits: Sequence[float] = (0.8, 0.1, 0.1),
+                  progress: bool = True, *, overwrite: bool = False,
+                  sampler: Callable | None = None, renderer: Callable | None = None,
+                  captioner: Callable | None = None, start_method: str = "spawn") -> WriteSummary:
+    """Render ``n_cases`` synthetic cases (``views_per_case`` frames each) into the US-365K layout.
+
+    size: (height, width) of every frame, or None to let the renderer vary it.
+    workers: processes (default: all cores); the files are identical for any value.
+    sampler / renderer / captioner: replace ``synth.sample_case`` / ``synth.render_view`` /
+    ``synth.captions.caption`` (same signatures; must be importable module-level functions
+    when workers > 1). start_method: multiprocessing start method for the pool ("spawn" is
+    safe in processes that hold threads, e.g. after torch or OpenCV started theirs).
+    """
+    import time
+
+    views, size_t, workers = _check_args(n_cases, views_per_case, size, workers)
+    split_of = split_cases(int(n_cases), int(seed), splits)
+    out = Path(out_dir)
+    _prepare(out, overwrite)
+    cfg = {"seed": int(seed), "views": views, "size": size_t, "out_dir": str(out),
+           "sampler": sampler, "renderer": renderer, "captioner": captioner}
+    expected = int(n_cases) * (views[0] + views[1]) // 2
+    t0 = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    with Progress(expected, "img", "usclip synth", enabled=progress) as bar:
+        if workers == 1:
+            _init(cfg)
+            results = map(_make_case, range(int(n_cases)))
+            for recs in results:
+                records += recs
+                bar.update(len(recs))
+        else:
+            ctx = mp.get_context(start_method)
+            chunk = max(1, min(16, int(n_cases) // (workers * 8)))
+            with ctx.Pool(workers, initializer=_init, initargs=(cfg,)) as pool:
+                for recs in pool.imap(_make_case, range(int(n_cases)), chunksize=chunk):
+                    records += recs
+                    bar.update(len(recs))
+        bar.total = bar.n
+    per_split = _write_tables(out, records, split_of)
+    seconds = time.perf_counter() - t0
+    meta = {"format": "us365k", "generator": "usclip_sdk.data.synth", "seed": int(seed),
+            "n_cases": int(n_cases), "n_images": len(records), "views_per_case": list(views),
+            "size": None if size_t is None else list(size_t), "splits": list(splits),
+            "cases_per_split": {s: split_of.count(s) for s in SPLITS},
+            "images_per_split": per_split, "taxonomy_version": tx.TAXONOMY_VERSION}
+    (out / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return WriteSummary(str(out), int(n_cases), len(records), per_split, seconds, workers)
