@@ -228,27 +228,26 @@ def caption(labels: Mapping[str, object], rng: np.random.Generator) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> list[tuple[re.Pattern[str], str, str]]:
-    return [(re.compile(r"(?<![\w-])" + re.escape(p) + r"(?![\w-])"), f, v)
-            for p, f, v in lex.all_phrases()]
+def _pattern() -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
+    table = {p: (f, v) for p, f, v in lex.all_phrases()}  # longest first
+    alternation = "|".join(re.escape(p) for p in table)
+    return re.compile(r"(?<![\w-])(?:" + alternation + r")(?![\w-])"), table
 
 
 def mentions(text: str) -> dict[str, tuple[str, ...]]:
-    """The taxonomy values a caption states, per field (longest phrase wins any overlap).
+    """The taxonomy values a caption states, per field.
 
-    Reads only the phrases of ``caption_lexicon``; a free-text report may say things this
-    misses, but everything ``caption`` writes is read back.
+    Reads left to right, taking the longest lexicon phrase at each position ("mixed cystic
+    and solid components" is one internal characteristic, not "solid components"). Reads
+    only the phrases of ``caption_lexicon``: a free-text report may say things this misses,
+    but everything ``caption`` writes is read back.
     """
     if not isinstance(text, str):
         raise TypeError(f"text: expected str, found {type(text).__name__}")
-    low = text.lower()
-    taken = np.zeros(len(low) + 1, dtype=bool)
+    pattern, table = _pattern()
     found: dict[str, list[str]] = {f: [] for f in tx.FIELDS}
-    for pat, field, value in _patterns():
-        for m in pat.finditer(low):
-            if taken[m.start():m.end()].any():
-                continue
-            taken[m.start():m.end()] = True
-            if value not in found[field]:
-                found[field].append(value)
+    for m in pattern.finditer(text.lower()):
+        field, value = table[m.group(0)]
+        if value not in found[field]:
+            found[field].append(value)
     return {f: tuple(v) for f, v in found.items()}
