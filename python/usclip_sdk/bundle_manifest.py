@@ -1,0 +1,287 @@
+"""The bundle's manifest.json schema: typed, frozen, strict.
+
+A manifest is parsed into frozen dataclasses; an unknown key, a missing key or a value of the
+wrong type is a ``BundleError`` naming the key, so a bundle written by a newer exporter with
+the same format version cannot be half-understood. ``format_version`` is checked first: a
+version this SDK does not read is a ``BundleVersionError``.
+
+Schema (format_version 1), every path relative to the bundle root::
+
+    {"format_version": 1,
+     "model": {"name", "embed_dim", "logit_scale", "logit_bias" (number|null), "source" {}},
+     "preprocess": {"image_size" [H, W], "mean" [3], "std" [3], "resize_mode", "interpolation",
+                    "antialias", "region", "fill_color", "channel_order", "layout", "dtype"},
+     "text": {"tokenizer", "context_length", "pad_id", "clean", "padding",
+              "inputs" [{"name", "dtype"}], "output"},
+     "taxonomy": {"version", "class_names" [[field, value]], "group_sizes" [int],
+                  "prompt_templates" {field: [template]}},
+     "encoders": {"image"|"text": {"fp32"|"fp16"|"int8": {"path", "inputs" [{"name", "dtype"}],
+                  "output", "fp32_nodes" [str]}}},
+     "class_embeddings": path,
+     "files": {path: {"sha256", "size"}}}
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from .errors import BundleError, BundleVersionError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SUPPORTED_VERSIONS",
+    "PRECISIONS",
+    "TOWERS",
+    "SAFE_SUFFIXES",
+    "TensorSpec",
+    "EncoderSpec",
+    "ModelInfo",
+    "PreprocessSpec",
+    "TextSpec",
+    "TaxonomyInfo",
+    "FileEntry",
+    "Manifest",
+    "parse_manifest",
+    "manifest_to_dict",
+]
+
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+PRECISIONS = ("fp32", "fp16", "int8")
+TOWERS = ("image", "text")
+# Only formats that cannot execute code on load: ONNX protobuf, JSON, .npy (allow_pickle=False).
+SAFE_SUFFIXES = (".onnx", ".json", ".npy")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name the runtime feeds: "float32", "float16", "int64"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    path: str
+    inputs: tuple[TensorSpec, ...]
+    output: str
+    # ONNX node names kept in fp32 (LayerNormalization, Softmax, the final L2 norm); a
+    # TensorRT 10 build pins these layers to fp32 when building in fp16.
+    fp32_nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    embed_dim: int
+    logit_scale: float  # already exp()'d: logits = logit_scale * image @ text.T + logit_bias
+    logit_bias: float | None = None
+    source: Mapping[str, Any] | None = None  # checkpoint path/sha, exporter versions
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    image_size: tuple[int, int]  # H, W of the encoder input
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    # The contract of docs/architecture.md ("one preprocessing, both sides"): crop to the
+    # imaging region, fill outside its mask with fill_color, resize, normalise on 0..1.
+    resize_mode: str = "stretch"  # "stretch" (training's) | "letterbox"
+    interpolation: str = "bilinear"  # pixel-centre aligned
+    antialias: bool = True  # when downscaling (PIL-like)
+    region: str = "imaging_region"  # "imaging_region" (crop to it) | "full" (whole frame)
+    fill_color: int = 0
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    tokenizer: str  # path of a HF tokenizers tokenizer.json
+    context_length: int
+    pad_id: int
+    clean: str  # text cleaning before tokenizing: "none" (usclip's TextTokenizer) | open_clip's "whitespace" | "lower" | "canonicalize"
+    padding: str  # "max_length": pad to context_length; the mask input makes "longest" equivalent
+    inputs: tuple[TensorSpec, ...]
+    output: str
+
+
+@dataclass(frozen=True)
+class TaxonomyInfo:
+    version: str
+    class_names: tuple[tuple[str, str], ...]
+    group_sizes: tuple[int, ...]
+    prompt_templates: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model: ModelInfo
+    preprocess: PreprocessSpec
+    text: TextSpec
+    taxonomy: TaxonomyInfo
+    encoders: Mapping[str, Mapping[str, EncoderSpec]]
+    class_embeddings: str
+    files: Mapping[str, FileEntry]
+
+    def referenced_paths(self) -> tuple[str, ...]:
+        """Every path the manifest points at (each must also be in ``files``)."""
+        paths = [self.text.tokenizer, self.class_embeddings]
+        for by_precision in self.encoders.values():
+            paths += [e.path for e in by_precision.values()]
+        return tuple(paths)
+
+
+def _obj(d: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    if not isinstance(d, Mapping):
+        raise BundleError(f"manifest {where}: expected an object, found {type(d).__name__}")
+    unknown = sorted(set(d) - set(required) - set(optional))
+    if unknown:
+        raise BundleError(f"manifest {where}: unknown keys {unknown}; expected {list(required + optional)}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise BundleError(f"manifest {where}: missing keys {missing}")
+    return dict(d)
+
+
+def _typed(v: Any, kind: type | tuple, where: str) -> Any:
+    # bool is an int in Python; a manifest saying "embed_dim": true is still wrong.
+    if isinstance(v, bool) and kind is not bool or not isinstance(v, kind):
+        raise BundleError(f"manifest {where}: expected {kind}, found {type(v).__name__} {v!r}")
+    return v
+
+
+def _str_list(v: Any, where: str) -> tuple[str, ...]:
+    return tuple(_typed(x, str, f"{where}[{i}]") for i, x in enumerate(_typed(v, list, where)))
+
+
+def _tensors(v: Any, where: str) -> tuple[TensorSpec, ...]:
+    out = []
+    for i, t in enumerate(_typed(v, list, where)):
+        t = _obj(t, f"{where}[{i}]", ("name", "dtype"))
+        out.append(TensorSpec(_typed(t["name"], str, f"{where}[{i}].name"),
+                              _typed(t["dtype"], str, f"{where}[{i}].dtype")))
+    return tuple(out)
+
+
+def _encoders(v: Any) -> dict[str, dict[str, EncoderSpec]]:
+    towers = _obj(v, "encoders", ("image",), ("text",))
+    out: dict[str, dict[str, EncoderSpec]] = {}
+    for tower, by_prec in towers.items():
+        # The image tower always ships fp32 (the reference every variant is measured against);
+        # the text tower may ship only int8, to keep a bundle small.
+        by_prec = _obj(by_prec, f"encoders.{tower}", ("fp32",) if tower == "image" else (), PRECISIONS
+                       if tower == "text" else PRECISIONS[1:])
+        if not by_prec:
+            raise BundleError(f"manifest encoders.{tower}: expected at least one of {list(PRECISIONS)}")
+        out[tower] = {}
+        for prec, e in by_prec.items():
+            w = f"encoders.{tower}.{prec}"
+            e = _obj(e, w, ("path", "inputs", "output"), ("fp32_nodes",))
+            out[tower][prec] = EncoderSpec(
+                _typed(e["path"], str, f"{w}.path"), _tensors(e["inputs"], f"{w}.inputs"),
+                _typed(e["output"], str, f"{w}.output"), _str_list(e.get("fp32_nodes", []), f"{w}.fp32_nodes"))
+    return out
+
+
+def _model(v: Any) -> ModelInfo:
+    m = _obj(v, "model", ("name", "embed_dim", "logit_scale"), ("logit_bias", "source"))
+    bias = m.get("logit_bias")
+    return ModelInfo(_typed(m["name"], str, "model.name"), _typed(m["embed_dim"], int, "model.embed_dim"),
+                     float(_typed(m["logit_scale"], (int, float), "model.logit_scale")),
+                     None if bias is None else float(_typed(bias, (int, float), "model.logit_bias")),
+                     _typed(m.get("source", {}), Mapping, "model.source"))
+
+
+def _preprocess(v: Any) -> PreprocessSpec:
+    keys = ("resize_mode", "interpolation", "antialias", "region", "fill_color", "channel_order", "layout", "dtype")
+    p = _obj(v, "preprocess", ("image_size", "mean", "std"), keys)
+    nums = {}
+    for k, n in (("image_size", 2), ("mean", 3), ("std", 3)):
+        seq = _typed(p[k], list, f"preprocess.{k}")
+        if len(seq) != n:
+            raise BundleError(f"manifest preprocess.{k}: expected {n} numbers, found {len(seq)}")
+        kind = int if k == "image_size" else (int, float)
+        nums[k] = tuple(_typed(x, kind, f"preprocess.{k}[{i}]") for i, x in enumerate(seq))
+    kinds = {"antialias": bool, "fill_color": int}
+    extra = {k: _typed(p[k], kinds.get(k, str), f"preprocess.{k}") for k in keys if k in p}
+    return PreprocessSpec(nums["image_size"], tuple(map(float, nums["mean"])),
+                          tuple(map(float, nums["std"])), **extra)
+
+
+def _text(v: Any) -> TextSpec:
+    t = _obj(v, "text", ("tokenizer", "context_length", "pad_id", "clean", "padding", "inputs", "output"))
+    return TextSpec(_typed(t["tokenizer"], str, "text.tokenizer"),
+                    _typed(t["context_length"], int, "text.context_length"),
+                    _typed(t["pad_id"], int, "text.pad_id"), _typed(t["clean"], str, "text.clean"),
+                    _typed(t["padding"], str, "text.padding"), _tensors(t["inputs"], "text.inputs"),
+                    _typed(t["output"], str, "text.output"))
+
+
+def _taxonomy(v: Any) -> TaxonomyInfo:
+    t = _obj(v, "taxonomy", ("version", "class_names", "group_sizes", "prompt_templates"))
+    names = []
+    for i, pair in enumerate(_typed(t["class_names"], list, "taxonomy.class_names")):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
+            raise BundleError(f"manifest taxonomy.class_names[{i}]: expected [field, value], found {pair!r}")
+        names.append((pair[0], pair[1]))
+    sizes = tuple(_typed(x, int, "taxonomy.group_sizes[]") for x in _typed(t["group_sizes"], list, "taxonomy.group_sizes"))
+    if sum(sizes) != len(names):
+        raise BundleError(f"manifest taxonomy: group_sizes sum to {sum(sizes)}, class_names has {len(names)}")
+    templates = {k: _str_list(x, f"taxonomy.prompt_templates.{k}")
+                 for k, x in _typed(t["prompt_templates"], Mapping, "taxonomy.prompt_templates").items()}
+    return TaxonomyInfo(_typed(t["version"], str, "taxonomy.version"), tuple(names), sizes, templates)
+
+
+def _files(v: Any) -> dict[str, FileEntry]:
+    out = {}
+    for path, e in _typed(v, Mapping, "files").items():
+        e = _obj(e, f"files[{path!r}]", ("sha256", "size"))
+        sha = _typed(e["sha256"], str, f"files[{path!r}].sha256")
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise BundleError(f"manifest files[{path!r}].sha256: expected 64 lowercase hex digits, found {sha!r}")
+        out[path] = FileEntry(sha, _typed(e["size"], int, f"files[{path!r}].size"))
+    return out
+
+
+def parse_manifest(d: Any) -> Manifest:
+    """A manifest dict (from JSON) as a ``Manifest``; version first, then strict schema."""
+    if not isinstance(d, Mapping):
+        raise BundleError(f"manifest.json: expected a JSON object, found {type(d).__name__}")
+    version = d.get("format_version")
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise BundleVersionError(
+            f"manifest.json: format_version {version!r} is not readable by this SDK "
+            f"(reads {list(SUPPORTED_VERSIONS)}); upgrade usclip-sdk or re-export the bundle")
+    d = _obj(d, "(top level)", ("format_version", "model", "preprocess", "text", "taxonomy", "encoders",
+                                "class_embeddings", "files"))
+    m = Manifest(version, _model(d["model"]), _preprocess(d["preprocess"]), _text(d["text"]),
+                 _taxonomy(d["taxonomy"]), _encoders(d["encoders"]),
+                 _typed(d["class_embeddings"], str, "class_embeddings"), _files(d["files"]))
+    for p in m.referenced_paths():
+        if p not in m.files:
+            raise BundleError(f"manifest: {p!r} is referenced but has no entry in 'files' (no checksum)")
+    return m
+
+
+def manifest_to_dict(m: Manifest) -> dict:
+    """The JSON form of ``m`` (inverse of ``parse_manifest``)."""
+    d = asdict(m)
+    d["taxonomy"]["class_names"] = [list(p) for p in m.taxonomy.class_names]
+    d["taxonomy"]["prompt_templates"] = {k: list(v) for k, v in m.taxonomy.prompt_templates.items()}
+    d["model"]["source"] = dict(m.model.source or {})
+
+    def lists(x):  # tuples -> lists so json round-trips compare equal
+        if isinstance(x, dict):
+            return {k: lists(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [lists(v) for v in x]
+        return x
+    return lists(d)

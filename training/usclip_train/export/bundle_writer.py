@@ -1,0 +1,161 @@
+"""Checkpoint -> model bundle (the one artifact the SDK loads).
+
+Writes image_encoder.onnx and text_encoder.onnx (fp32, L2-normalised outputs), optionally
+their fp16 variants (``fp16=True``) and an int8 dynamically quantised text encoder
+(``int8_text=True``; it then replaces the fp32 text encoder to keep the bundle small),
+tokenizer.json, and class_embeddings.npy: the prompt-ensemble embeddings of all 93 taxonomy
+values (mean of L2-normalised prompt embeddings, renormalised; ``evaluate.zeroshot``), so the
+default use needs no text tower. The file format itself is ``usclip_sdk.bundle.write_bundle``.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from usclip_sdk import taxonomy
+from usclip_sdk.bundle import write_bundle
+
+from ..evaluate.zeroshot import class_weights, flat_class_embeddings
+from .fp16 import convert_fp16
+from .onnx_export import ExportedTower, TextTower, export_image_encoder, export_text_encoder
+
+__all__ = ["BundleSource", "bundle_class_embeddings", "quantize_text_int8", "write_model_bundle",
+           "export_checkpoint"]
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """What a bundle records about the model besides its weights (from a checkpoint's spec)."""
+
+    name: str
+    preprocess: Mapping[str, Any]  # usclip_train.factory.PreprocessConfig.to_dict()
+    tokenizer_path: str
+    context_length: int
+    pad_id: int
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _encode_text_fn(model: torch.nn.Module, tokenizer, batch: int = 64):
+    tower = TextTower(model).float().cpu().eval()
+    pad_id = int(tokenizer.pad_id)
+
+    @torch.no_grad()
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch):
+            ids = tokenizer(list(texts[i:i + batch]))
+            out.append(tower(ids, (ids != pad_id).long()).numpy())
+        return np.concatenate(out).astype(np.float32)
+    return encode
+
+
+def bundle_class_embeddings(model: torch.nn.Module, tokenizer) -> np.ndarray:
+    """93 x D prompt-ensemble class embeddings in ``taxonomy.class_names()`` order."""
+    return flat_class_embeddings(class_weights(_encode_text_fn(model, tokenizer)))
+
+
+def quantize_text_int8(src: str | Path, dst: str | Path) -> Path:
+    """Dynamic int8 quantisation (weights int8, activations quantised at run time) of a text
+    encoder: MatMul weights and the word-embedding Gather, which is most of MiniLM's bytes."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gather"], per_channel=False)
+    return Path(dst)
+
+
+def _encoder_entry(t: ExportedTower, rel: str) -> dict:
+    return {"path": rel, "inputs": [{"name": n, "dtype": d} for n, d in t.inputs], "output": t.output,
+            "fp32_nodes": list(t.fp32_nodes)}
+
+
+def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict:
+    logit_bias = getattr(model, "logit_bias", None)
+    pre = dict(src.preprocess)
+    return {
+        "model": {"name": src.name, "embed_dim": int(model.visual.output_dim),
+                  "logit_scale": float(model.logit_scale.detach().exp().item()),
+                  "logit_bias": None if logit_bias is None else float(logit_bias.detach().item()),
+                  "source": dict(src.provenance, torch=torch.__version__)},
+        "preprocess": {"image_size": [int(x) for x in pre["size"]], "mean": list(pre["mean"]),
+                       "std": list(pre["std"]), "resize_mode": pre.get("resize_mode", "stretch"),
+                       "interpolation": pre.get("interpolation", "bilinear"),
+                       "antialias": bool(pre.get("antialias", True))},
+        "text": {"tokenizer": "tokenizer.json", "context_length": int(src.context_length),
+                 "pad_id": int(src.pad_id), "clean": "none", "padding": "max_length",
+                 "inputs": [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}],
+                 "output": "text_embedding"},
+        "taxonomy": {"version": taxonomy.TAXONOMY_VERSION,
+                     "class_names": [list(p) for p in taxonomy.class_names()],
+                     "group_sizes": list(taxonomy.group_sizes()),
+                     "prompt_templates": {d.field: list(d.templates) for d in taxonomy.DIMENSIONS}},
+        "encoders": encoders,
+    }
+
+
+def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out: str | Path, *,
+                       as_zip: bool = False, fp16: bool = False, int8_text: bool = False,
+                       overwrite: bool = False, extra_image: Mapping[str, tuple[Path, Sequence[str]]] | None = None,
+                       ) -> Path:
+    """Export ``model`` and write the bundle at ``out``; returns its path.
+
+    extra_image: precision -> (ONNX file, fp32 node names) added as further image encoders
+    (the int8 Q/DQ encoder from ``export.int8``).
+    """
+    model = model.float().cpu().eval()
+    size = tuple(int(x) for x in src.preprocess["size"])
+    with tempfile.TemporaryDirectory(prefix="usclip-export-") as tmp:
+        tmp = Path(tmp)
+        img = export_image_encoder(model, tmp / "image_encoder.onnx", size)
+        txt = export_text_encoder(model, tmp / "text_encoder.onnx", src.context_length)
+        files: dict[str, Path] = {"image_encoder.onnx": img.path, "tokenizer.json": Path(src.tokenizer_path)}
+        enc: dict[str, dict] = {"image": {"fp32": _encoder_entry(img, "image_encoder.onnx")}, "text": {}}
+        if int8_text:
+            q = quantize_text_int8(txt.path, tmp / "text_encoder_int8.onnx")
+            files["text_encoder_int8.onnx"] = q
+            enc["text"]["int8"] = _encoder_entry(txt, "text_encoder_int8.onnx")
+        else:
+            files["text_encoder.onnx"] = txt.path
+            enc["text"]["fp32"] = _encoder_entry(txt, "text_encoder.onnx")
+        if fp16:
+            files["image_encoder_fp16.onnx"] = convert_fp16(img.path, tmp / "image_encoder_fp16.onnx")
+            enc["image"]["fp16"] = _encoder_entry(img, "image_encoder_fp16.onnx")
+            if not int8_text:
+                files["text_encoder_fp16.onnx"] = convert_fp16(txt.path, tmp / "text_encoder_fp16.onnx")
+                enc["text"]["fp16"] = _encoder_entry(txt, "text_encoder_fp16.onnx")
+        for prec, (path, nodes) in (extra_image or {}).items():
+            rel = f"image_encoder_{prec}.onnx"
+            files[rel] = Path(path)
+            enc["image"][prec] = {**_encoder_entry(img, rel), "fp32_nodes": list(nodes)}
+        emb = bundle_class_embeddings(model, tokenizer)
+        return write_bundle(out, _manifest(model, src, enc), files, emb, as_zip=as_zip, overwrite=overwrite)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Path:
+    """``usclip export``: a usclip checkpoint folder -> bundle (keywords as write_model_bundle)."""
+    from ..checkpoint import load_model, read_checkpoint
+
+    ck = read_checkpoint(checkpoint)
+    model, _pre, tokenizer = load_model(ck.path)
+    spec = ck.spec
+    weights = ck.path / "model.safetensors"
+    src = BundleSource(name=spec.name, preprocess=spec.preprocess.to_dict(),
+                       tokenizer_path=spec.tokenizer_path, context_length=spec.context_length,
+                       pad_id=spec.pad_id,
+                       provenance={"checkpoint": ck.path.name, "weights_sha256": _sha256(weights),
+                                   "step": ck.config.get("step"), "epoch": ck.config.get("epoch")})
+    return write_model_bundle(model, src, tokenizer, out, **kw)
