@@ -137,3 +137,23 @@ def test_bad_shapes():
         SemanticLoss()(img @ txt.T, torch.zeros(6, 5))
     with pytest.raises(ValueError, match="tau"):
         SemanticLoss(tau=0.0)
+
+
+def _open_clip_loss_module():
+    """open_clip/loss.py alone (it imports only torch): the package __init__ costs seconds."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("open_clip not installed")
+    path = f"{spec.submodule_search_locations[0]}/loss.py"
+    mod_spec = importlib.util.spec_from_file_location("_open_clip_loss", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    return mod
+
+
+def test_clip_loss_matches_open_clip():
+    img, txt, _ = _batch(9, d=16, seed=7)
+    ref = _open_clip_loss_module().ClipLoss()(img, txt, torch.tensor(14.0))
+    assert ClipLoss()(img, txt, torch.tensor(14.0)).item() == pytest.approx(ref.item(), rel=1e-6)
