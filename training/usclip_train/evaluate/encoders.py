@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .images import image_loader
 from .metrics import l2_normalize
 
 __all__ = ["Encoders", "from_open_clip"]
@@ -30,17 +31,14 @@ class Encoders:
 
 
 class _ImageFiles(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[str | Path], preprocess: Callable):
-        self.paths, self.preprocess = list(paths), preprocess
+    def __init__(self, paths: Sequence[str | Path], load: Callable[[str], torch.Tensor]):
+        self.paths, self.load = [str(p) for p in paths], load
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from PIL import Image
-
-        with Image.open(self.paths[i]) as im:
-            return self.preprocess(im.convert("RGB"))
+        return self.load(self.paths[i])
 
 
 def _resolve_device(model: torch.nn.Module, device: str | torch.device | None) -> torch.device:
@@ -54,14 +52,23 @@ def _resolve_device(model: torch.nn.Module, device: str | torch.device | None) -
 
 def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, *,
                    device: str | torch.device | None = None, batch_size: int = 64,
-                   num_workers: int = 0, amp: bool | None = None, name: str = "model") -> Encoders:
-    """Encoders over an open_clip-like model. The model is moved to ``device`` once, here
-    (default: it stays where its parameters are); ``amp`` (default: on for CUDA) runs the towers under bf16/fp16 autocast
-    and returns float32."""
+                   num_workers: int = 0, amp: bool | None = None, name: str = "model",
+                   image_transform: Callable[[str], torch.Tensor] | None = None) -> Encoders:
+    """Encoders over an open_clip-like model.
+
+    preprocess: a ``PreprocessConfig`` (the project's region-crop contract, see ``images``)
+    or a PIL transform (open_clip's). ``image_transform`` (path -> 3 x H x W tensor) overrides
+    both, e.g. to evaluate with exactly the training data pipeline.
+    device: the model is moved there once, here (default: it stays where it is).
+    amp: autocast the towers (bf16, or fp16 where bf16 is unsupported); default on for CUDA.
+    Outputs are float32 unit rows either way.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
     dev = _resolve_device(model, device)
     model.to(dev)
+    load = image_transform or image_loader(preprocess)
+    p_dtype = next((p.dtype for p in model.parameters()), torch.float32)
     use_amp = (dev.type == "cuda") if amp is None else bool(amp)
     amp_dtype = torch.bfloat16 if dev.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
 
@@ -70,13 +77,15 @@ def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Call
         model.eval()
         try:
             with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                y = fn(x.to(dev, non_blocking=True))
+                # pixels follow the model's dtype (a checkpoint loaded in fp16); token ids stay int
+                x = x.to(dev, dtype=p_dtype if x.is_floating_point() else x.dtype, non_blocking=True)
+                y = fn(x)
         finally:
             model.train(was_training)
         return y.float().cpu().numpy()
 
     def encode_image(paths: Sequence[str | Path]) -> np.ndarray:
-        loader = torch.utils.data.DataLoader(_ImageFiles(paths, preprocess), batch_size=batch_size,
+        loader = torch.utils.data.DataLoader(_ImageFiles(paths, load), batch_size=batch_size,
                                              num_workers=num_workers, shuffle=False,
                                              pin_memory=dev.type == "cuda")
         out = [run(model.encode_image, x) for x in loader]

@@ -156,18 +156,19 @@ def _summary(tasks: Mapping[str, dict], ks: Sequence[int]) -> dict[str, Any]:
     return out
 
 
-def _as_encoders(model: Any, preprocess: Callable | None, tokenizer: Callable | None,
-                 device: Any, batch_size: int, num_workers: int, name: str | None) -> Encoders:
+def _as_encoders(model: Any, preprocess: Any, tokenizer: Callable | None, **kw: Any) -> Encoders:
     if isinstance(model, Encoders):
         return model
-    if preprocess is None or tokenizer is None:
-        raise TypeError("evaluate: a model needs preprocess= and tokenizer= (or pass an Encoders)")
-    return from_open_clip(model, preprocess, tokenizer, device=device, batch_size=batch_size,
-                          num_workers=num_workers, name=name or type(model).__name__)
+    if (preprocess is None and kw.get("image_transform") is None) or tokenizer is None:
+        raise TypeError("evaluate: a model needs preprocess= (or image_transform=) and tokenizer= "
+                        "(or pass an Encoders)")
+    kw["name"] = kw.get("name") or type(model).__name__
+    return from_open_clip(model, preprocess, tokenizer, **kw)
 
 
 def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", *,
-             preprocess: Callable | None = None, tokenizer: Callable | None = None,
+             preprocess: Any = None, tokenizer: Callable | None = None,
+             image_transform: Callable | None = None,
              out_dir: str | Path | None = None, fields: Sequence[str] | None = None,
              templates: Mapping[str, Sequence[str]] | None = None,
              class_weights: Mapping[str, np.ndarray] | None = None,
@@ -178,14 +179,17 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
              name: str | None = None, plots: bool = True) -> dict:
     """Run the protocol on one split; returns the results dict (the content of results.json).
 
-    model: an open_clip-like model (with ``preprocess`` and ``tokenizer``) or an ``Encoders``.
+    model: an open_clip-like model (with ``preprocess`` - a PreprocessConfig or a PIL
+    transform - and ``tokenizer``; ``image_transform`` path -> tensor overrides ``preprocess``)
+    or an ``Encoders``.
     data: a US-365K root or a sequence of samples (``image_path``, ``caption``, ``labels``).
     fields: dimensions to classify (default all nine); ``class_weights`` skips the text
     encoding of prompts (pass the result of ``zeroshot.class_weights`` to reuse it).
     linear_probe_split: e.g. ``"train"`` to fit a probe on that split's frozen features.
     out_dir: when given, results.json, report.md and plots are written there.
     """
-    enc = _as_encoders(model, preprocess, tokenizer, device, batch_size, num_workers, name)
+    enc = _as_encoders(model, preprocess, tokenizer, device=device, batch_size=batch_size,
+                       num_workers=num_workers, name=name, image_transform=image_transform)
     samples = load_samples(data, split, max_samples)
     if not samples:
         raise ValueError(f"data: split {split!r} has no samples")

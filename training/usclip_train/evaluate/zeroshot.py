@@ -15,7 +15,7 @@ from usclip_sdk import taxonomy
 
 from .metrics import l2_normalize
 
-__all__ = ["EncodeText", "class_prompts", "class_weights", "flat_class_embeddings"]
+__all__ = ["EncodeText", "class_prompts", "class_weights", "flat_class_embeddings", "split_flat"]
 
 EncodeText = Callable[[Sequence[str]], np.ndarray]
 
@@ -68,3 +68,18 @@ def flat_class_embeddings(weights: Mapping[str, np.ndarray]) -> np.ndarray:
         if m.shape[0] != len(taxonomy.dimension(f)):
             raise ValueError(f"weights[{f!r}]: expected {len(taxonomy.dimension(f))} rows, found {m.shape[0]}")
     return np.concatenate(mats, axis=0)
+
+
+def split_flat(flat: np.ndarray, class_names: Sequence[tuple[str, str]] | None = None) -> dict[str, np.ndarray]:
+    """Inverse of ``flat_class_embeddings``: a 93 x D matrix (e.g. a bundle's
+    ``class_embeddings.npy``) -> ``{field: C x D}``; ``class_names`` (default the taxonomy's)
+    must list the rows in taxonomy order."""
+    flat = np.asarray(flat, dtype=np.float32)
+    names = tuple(tuple(n) for n in (class_names or taxonomy.class_names()))
+    if names != taxonomy.class_names():
+        raise ValueError("class_names: expected the taxonomy's class_names() order "
+                         f"({len(taxonomy.class_names())} classes), found {len(names)} different entries")
+    if flat.ndim != 2 or flat.shape[0] != len(names):
+        raise ValueError(f"flat: expected {len(names)} x D, found shape {flat.shape}")
+    return {f: l2_normalize(flat[o:o + n]) for f, o, n in
+            zip(taxonomy.FIELDS, taxonomy.group_offsets(), taxonomy.group_sizes())}
