@@ -144,7 +144,12 @@ def _make_case(index: int) -> list[dict[str, Any]]:
     out_dir = Path(_W["out_dir"])
     records = []
     for view in range(n_views):
-        frame = _W["renderer"](case, view, int(render_seeds[view]), _W["size"])
+        try:
+            frame = _W["renderer"](case, view, int(render_seeds[view]), _W["size"])
+        except Exception as e:  # name the case so the failure can be replayed alone
+            raise RuntimeError(f"rendering case {index} ({case_id}) view {view} failed (dataset seed "
+                               f"{_W['seed']}, render seed {int(render_seeds[view])}, size {_W['size']}): "
+                               f"{type(e).__name__}: {e}") from e
         name = media_name(index, view)
         labels = {f: tuple(frame.labels.get(f, ())) for f in tx.FIELDS}
         (out_dir / "images" / name).write_bytes(_encode_png(np.asarray(frame.image)))
