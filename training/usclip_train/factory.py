@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
+import torch
+from torch import nn
+
 __all__ = [
     "CONFIG_DIR",
     "PreprocessConfig",
@@ -35,10 +38,16 @@ __all__ = [
     "load_weights",
     "create_model",
     "count_parameters",
+    "TextHead",
+    "text_head_of",
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
-_TOP_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "preprocess_cfg", "quick_gelu"}
+_TOP_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "preprocess_cfg", "quick_gelu", "text_head"}
+# text_head (ours, not open_clip's): "none", or "graph_norm" - the label-free end of the
+# attribute-graph fusion, normalise(LayerNorm(t / rms(t))), kept in the text tower so the
+# exported tower computes exactly what training's GraphFusion(t, None) computes.
+TEXT_HEADS = ("none", "graph_norm")
 # Files of a HF text folder that describe it without its weights: enough to rebuild the
 # architecture (config.json) and tokenise exactly as in training (tokenizer.json, ...).
 TEXT_META_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
@@ -127,8 +136,6 @@ class TextTokenizer:
         self._tok = tok
 
     def __call__(self, texts: str | Sequence[str]):
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
         if not all(isinstance(t, str) for t in texts):
@@ -255,10 +262,42 @@ def build_model(spec: ModelSpec, pretrained_text: bool = True, device: str = "cp
     from open_clip.model import CustomTextCLIP
 
     cfg = copy.deepcopy(spec.model_cfg)
+    head = cfg.pop("text_head", "none")
+    if head not in TEXT_HEADS:
+        raise ValueError(f"text_head: expected one of {list(TEXT_HEADS)}, found {head!r}")
     cfg["text_cfg"]["hf_model_pretrained"] = bool(pretrained_text)
     with _quiet_transformers():
         model = CustomTextCLIP(**cfg)
+    if head == "graph_norm":
+        model.text.proj = nn.Sequential(model.text.proj, TextHead(int(cfg["embed_dim"])))
     return _to(model, device, precision)
+
+
+class TextHead(nn.Module):
+    """LayerNorm(t / rms(t)); ``encode_text(normalize=True)`` then L2-normalises.
+
+    Equal to GraphFusion's label-free path (graph.py) with the same LayerNorm, so the exported
+    text tower needs no graph. ``active=False`` passes t through unchanged: training feeds the
+    raw projection to GraphFusion, which applies this very LayerNorm (parameters tied).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.active = True
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return t
+        return self.norm(t / t.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt())
+
+
+def text_head_of(model):
+    """The model's TextHead, or None when its config has text_head "none"."""
+    proj = getattr(model.text, "proj", None)
+    if hasattr(proj, "__getitem__") and len(proj) == 2 and hasattr(proj[1], "active"):
+        return proj[1]
+    return None
 
 
 @contextlib.contextmanager
@@ -280,8 +319,6 @@ def _quiet_transformers():
 
 
 def _read_state_dict(path: Path) -> dict:
-    import torch
-
     if path.is_dir():
         path = path / "model.safetensors"
     if path.suffix == ".safetensors":
@@ -346,7 +383,6 @@ def create_model(name: str, text_model: str | Path | None = None,
 
 def _to(model, device: str, precision: str):
     """Move/cast a built model (weights are loaded in fp32 on CPU first, then cast)."""
-    import torch
 
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in dtypes:

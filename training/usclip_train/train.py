@@ -1,0 +1,413 @@
+"""The training loop: Ultrasound-CLIP (InfoNCE + lambda * semantic soft labels, attribute-graph
+fusion on the text side) over a US-365K-layout folder.
+
+    python -m usclip_train.train --data DIR --model usclip-edge --out RUN [--config F] [--set k=v]
+    torchrun --nproc_per_node 2 -m usclip_train.train ...        (DDP: gloo on CPU, NCCL on GPU)
+
+AdamW (no decay on biases, norms, embeddings, logit scale; the pretrained text transformer at
+``text_lr_scale`` x lr), linear warm-up then cosine, gradient accumulation, autocast (bf16 /
+fp16 on CUDA, optional bf16 on CPU), deterministic seeds, a progress bar on stderr, a JSONL log
+(``RUN/log.jsonl``), periodic and final atomic checkpoints (``RUN/checkpoints``) and exact
+resume: data order, crops and dropout depend only on (seed, epoch, step) and saved RNG state,
+so a resumed CPU run reproduces the uninterrupted loss curve.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import RunConfig, load_run_config, parse_overrides
+from .data import Batch, FrameTransform, UltrasoundDataset, collate
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .factory import ModelSpec, build_model, load_weights, resolve_spec, text_head_of, TextTokenizer
+
+__all__ = ["TrainModule", "TrainResult", "seed_everything", "model_spec_for", "build_similarity",
+           "param_groups", "lr_lambda", "train", "main"]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def model_spec_for(cfg: RunConfig) -> ModelSpec:
+    """The ModelSpec a run trains: config + image-size override + the graph's text head."""
+    over: dict[str, Any] = {}
+    if cfg.image_size is not None:
+        over["vision_cfg"] = {"image_size": int(cfg.image_size)}
+    over["text_head"] = "graph_norm" if cfg.use_graph else "none"
+    return resolve_spec(cfg.model, text_model=cfg.text_model, overrides=over)
+
+
+class TrainModule(nn.Module):
+    """Model + (optional) attribute-graph fusion; forward -> (image, text features, scale).
+
+    With the graph, the text tower's TextHead is bypassed in training and GraphFusion applies
+    the same (tied) LayerNorm plus the graph residual; without labels at inference the head
+    computes GraphFusion's label-free path, so the exported tower matches.
+    """
+
+    def __init__(self, model: nn.Module, fusion: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.fusion = fusion
+        self.head = text_head_of(model)
+        if fusion is not None:
+            if self.head is None:
+                raise ValueError("fusion: the model needs text_head 'graph_norm' to carry the fusion's LayerNorm")
+            fusion.fusion.norm = self.head.norm  # tie: one LayerNorm, trained by the graph path
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor):
+        image = self.model.encode_image(images, normalize=True)
+        if self.fusion is None:
+            text = self.model.encode_text(tokens, normalize=True)
+        else:
+            self.head.active = False
+            try:
+                raw = self.model.encode_text(tokens, normalize=False)
+            finally:
+                self.head.active = True
+            text = self.fusion(raw, labels)
+        return image, text, self.model.logit_scale.exp()
+
+
+def build_similarity(cfg: RunConfig, train_labels: torch.Tensor):
+    """S^(k) for the soft labels (None for plain InfoNCE)."""
+    from .semantic import TagSimilarity
+
+    kind = cfg.similarity
+    if kind == "default":
+        return TagSimilarity.default(train_labels.numpy())
+    if kind == "cooccurrence":
+        return TagSimilarity.cooccurrence(train_labels.numpy())
+    if kind == "prior":
+        return TagSimilarity.prior()
+    if kind == "identity":
+        return TagSimilarity.identity()
+    if Path(kind).is_file():
+        return TagSimilarity.load(kind)
+    raise ValueError(f"similarity: expected default, cooccurrence, prior, identity or a .json/.npz "
+                     f"file, found {kind!r}")
+
+
+def param_groups(module: TrainModule, cfg: RunConfig) -> list[dict]:
+    """AdamW groups: decay / no decay x image-side / pretrained text transformer."""
+    groups: dict[tuple[bool, bool], list] = {}
+    seen: set[int] = set()
+    for name, p in module.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        no_decay = p.ndim < 2 or "logit_scale" in name or "embed" in name or "norm" in name
+        text = name.startswith("model.text.transformer.")
+        groups.setdefault((no_decay, text), []).append(p)
+    out = []
+    for (no_decay, text), params in sorted(groups.items()):
+        out.append({"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+                    "lr": cfg.lr * (cfg.text_lr_scale if text else 1.0),
+                    "name": f"{'text' if text else 'main'}-{'nodecay' if no_decay else 'decay'}"})
+    return out
+
+
+def lr_lambda(total_steps: int, warmup: int, min_ratio: float):
+    """Multiplier of the base lr at step s: linear warm-up, then cosine to ``min_ratio``."""
+    warmup = min(warmup, max(total_steps - 1, 0))
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total_steps - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+def _autocast(cfg: RunConfig, device: str):
+    """(autocast context factory, GradScaler or None) for the run's precision."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    prec = cfg.precision
+    if prec == "auto":
+        prec = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if kind == "cuda" else "fp32"
+    if prec == "fp16" and kind != "cuda":
+        raise ValueError("precision: fp16 needs CUDA; use bf16 or fp32 on CPU")
+    if prec == "fp32":
+        return contextlib.nullcontext, None, prec
+    dtype = torch.bfloat16 if prec == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
+    return (lambda: torch.autocast(kind, dtype=dtype)), scaler, prec
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """DistributedSampler order for one epoch, skipping the first ``skip`` indices (resume)."""
+
+    def __init__(self, dataset, info: DistInfo, seed: int, epoch: int, skip: int = 0):
+        base = torch.utils.data.DistributedSampler(dataset, num_replicas=info.world_size,
+                                                   rank=info.rank, shuffle=True, seed=seed,
+                                                   drop_last=True)
+        base.set_epoch(epoch)
+        self.indices = list(base)[skip:]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    steps: int
+    seconds: float
+    samples_per_s: float
+    final_loss: float
+    metrics: dict
+
+
+class _Log:
+    """JSONL log of rank 0 (truncated to the resume step, so the file is one clean curve)."""
+
+    def __init__(self, path: Path, active: bool, resume_step: int | None):
+        self.path, self.active = path, active
+        if active and resume_step is not None and path.is_file():
+            keep = [ln for ln in path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            ckpt.atomic_write_text(path, "".join(k + "\n" for k in keep))
+        elif active and resume_step is None and path.exists():
+            path.unlink()
+
+    def write(self, record: dict) -> None:
+        if self.active:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
+    """Model, fusion, datasets, loss for a run (same on every rank)."""
+    from .graph import AttributeGraphFusion
+    from .loss import UltrasoundClipLoss, all_gather_with_grad
+
+    seed_everything(cfg.seed)
+    spec = model_spec_for(cfg)
+    model = build_model(spec, pretrained_text=True)
+    if cfg.init_checkpoint:
+        load_weights(model, cfg.init_checkpoint)
+    fusion = AttributeGraphFusion(int(spec.model_cfg["embed_dim"])) if cfg.use_graph else None
+    module = TrainModule(model, fusion).to(info.device)
+    tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
+    ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
+                                     max_samples=cfg.max_samples, augment=cfg.augment,
+                                     seed=cfg.seed, cache=cfg.cache_images)
+    sim = build_similarity(cfg, ds.labels) if cfg.use_soft_labels else None
+    if sim is not None and info.is_main:
+        sim.save(run_dir / "similarity.json")
+    loss_fn = UltrasoundClipLoss(similarity=sim, lambda_sm=cfg.sm_lambda if cfg.use_soft_labels else 0.0,
+                                 gather=all_gather_with_grad if info.distributed else None,
+                                 rank=info.rank).to(info.device)
+    return spec, module, tokenizer, ds, loss_fn
+
+
+def _steps_per_epoch(ds, cfg: RunConfig, info: DistInfo) -> int:
+    per_rank = len(ds) // info.world_size
+    spe = (per_rank // cfg.batch_size) // cfg.grad_accum
+    if spe < 1:
+        raise ValueError(f"data: {len(ds)} samples cannot fill one step of {info.world_size} x "
+                         f"{cfg.batch_size} x {cfg.grad_accum} (world x batch_size x grad_accum)")
+    return spe
+
+
+def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
+    """Run (or resume) training; returns on every rank, rank 0 has written the checkpoints."""
+    run_dir = Path(run_dir)
+    info = init_distributed(cfg.device)
+    try:
+        return _train(cfg, run_dir, resume, info)
+    finally:
+        cleanup(info)
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> TrainResult:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec, module, tokenizer, ds, loss_fn = _setup(cfg, run_dir, info)
+    spe = _steps_per_epoch(ds, cfg, info)
+    total = cfg.max_steps if cfg.max_steps else cfg.epochs * spe
+    groups = param_groups(module, cfg)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, cfg.warmup_steps, cfg.min_lr_ratio))
+    autocast, scaler, precision = _autocast(cfg, info.device)
+    manager = ckpt.CheckpointManager(run_dir, keep=cfg.keep_checkpoints)
+    aux = {"fusion": module.fusion} if module.fusion is not None else {}
+    step = 0
+    latest = manager.latest() if resume else None
+    if latest is not None:
+        ck = ckpt.read_checkpoint(latest)
+        ckpt.restore_training_state(ck, module.model, optimizer=opt, scheduler=sched, scaler=scaler, aux=aux)
+        step = ck.step
+    log = _Log(run_dir / "log.jsonl", info.is_main, step if latest is not None else None)
+    if info.is_main:
+        ckpt.atomic_write_text(run_dir / "run_config.json", json.dumps(cfg.to_dict(), indent=1))
+    ddp = module
+    if info.distributed:
+        ddp = nn.parallel.DistributedDataParallel(
+            module, device_ids=[info.device] if info.device.startswith("cuda") else None)
+    module.train()
+    bar = _progress(cfg, info, total, step)
+    t_start, seen, last = time.perf_counter(), 0, {}
+    save_kw = dict(run_config=cfg.to_dict(), optimizer=opt, scheduler=sched, scaler=scaler, aux=aux)
+    while step < total:
+        epoch, done_in_epoch = divmod(step, spe)
+        ds.set_epoch(epoch)
+        sampler = _EpochSampler(ds, info, cfg.seed, epoch, skip=done_in_epoch * cfg.grad_accum * cfg.batch_size)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate, drop_last=True,
+            num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed + epoch),
+            pin_memory=info.device.startswith("cuda"))
+        it = iter(loader)
+        for _ in range(spe - done_in_epoch):
+            t0 = time.perf_counter()
+            terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info)
+            sched.step()
+            step += 1
+            seen += cfg.batch_size * cfg.grad_accum * info.world_size
+            last = {k: float(all_reduce_mean(v, info)) for k, v in terms.items()}
+            rec = {"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **last,
+                   "logit_scale": float(module.model.logit_scale.detach().exp()),
+                   "step_s": round(time.perf_counter() - t0, 4)}
+            if step % cfg.log_every == 0 or step == total or step == 1:
+                log.write(rec)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
+            if cfg.save_every and step % cfg.save_every == 0 and step < total:
+                _save(manager, info, step, module, spec, step // spe, save_kw)
+            if step >= total:
+                break
+    seconds = time.perf_counter() - t_start
+    if bar is not None:
+        bar.close()
+    metrics = _final_eval(cfg, module, spec, tokenizer, info, run_dir)
+    path = _save(manager, info, step, module, spec, step // spe, {**save_kw, "metrics": metrics})
+    return TrainResult(run_dir, path, step, seconds, seen / seconds if seconds > 0 else 0.0,
+                       float(last.get("loss", float("nan"))), metrics)
+
+
+def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig, info: DistInfo) -> dict:
+    """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
+    opt.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    for micro in range(cfg.grad_accum):
+        batch: Batch = next(it).to(info.device)
+        sync = micro == cfg.grad_accum - 1 or not info.distributed
+        ctx = contextlib.nullcontext() if sync else ddp.no_sync()
+        with ctx:
+            with autocast():
+                image, text, scale = ddp(batch.images, batch.tokens, batch.labels)
+            terms = loss_fn(image.float(), text.float(), scale.float(), batch.labels)
+            loss = terms["loss"] / cfg.grad_accum
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0) + v.detach().float() / cfg.grad_accum
+    if scaler is not None:
+        scaler.unscale_(opt)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    with torch.no_grad():  # CLIP's clamp: a temperature below 1/100 destabilises training
+        module.model.logit_scale.clamp_(0, math.log(100))
+    return sums
+
+
+def _save(manager, info: DistInfo, step: int, module: TrainModule, spec, epoch: int, kw: dict):
+    path = None
+    if info.is_main:
+        path = manager.save(step, module.model, spec, epoch=epoch, **kw)
+    barrier(info)
+    return path if path is not None else manager.dir / f"step-{step:08d}"
+
+
+def _progress(cfg: RunConfig, info: DistInfo, total: int, start: int):
+    if not (cfg.progress and info.is_main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr,
+                dynamic_ncols=True, mininterval=1.0)
+
+
+def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: DistInfo, run_dir: Path) -> dict:
+    """Zero-shot AvgAcc/AvgRecall and retrieval on ``val_split`` (rank 0; others get {})."""
+    if not (cfg.eval_at_end and info.is_main):
+        return {}
+    split_file = Path(cfg.data) / f"{cfg.val_split}.jsonl"
+    if not split_file.is_file():
+        return {}
+    from .evaluate import evaluate
+
+    module.eval()
+    try:
+        masks = Path(cfg.data) / "masks"
+        transform = FrameTransform(spec.preprocess, masks if masks.is_dir() else None)
+        res = evaluate(module.model, cfg.data, cfg.val_split, image_transform=transform,
+                       tokenizer=tokenizer, out_dir=run_dir / f"eval-{cfg.val_split}",
+                       device=info.device, plots=False)
+    finally:
+        module.train()
+    return dict(res["metrics"])
+
+
+def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="usclip train", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="US-365K-layout folder (images/, train.jsonl, full_data.json)")
+    p.add_argument("--model", help="model config name (see usclip_train.factory.list_models)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, log.jsonl, run_config.json")
+    p.add_argument("--config", help="run config file (.json / .yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one run-config field (repeatable), e.g. --set lr=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    return p
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    cfg = load_run_config(args.config, parse_overrides(args.overrides), data=args.data, model=args.model)
+    if not cfg.data:
+        raise ValueError("data: expected --data DIR (or data in the config file), found none")
+    result = train(cfg, args.out, resume=args.resume)
+    if init_rank() == 0:
+        print(json.dumps({"run_dir": str(result.run_dir), "checkpoint": str(result.checkpoint),
+                          "steps": result.steps, "seconds": round(result.seconds, 2),
+                          "samples_per_s": round(result.samples_per_s, 2),
+                          "final_loss": result.final_loss, "metrics": result.metrics}))
+    return 0
+
+
+def init_rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_from_args(build_arg_parser().parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
