@@ -101,12 +101,12 @@ def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict
 
 def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out: str | Path, *,
                        as_zip: bool = False, fp16: bool = False, int8_text: bool = False,
-                       overwrite: bool = False, extra_image: Mapping[str, tuple[Path, Sequence[str]]] | None = None,
-                       ) -> Path:
+                       overwrite: bool = False, int8_image: str | Path | None = None,
+                       calib_frames: int = 64) -> Path:
     """Export ``model`` and write the bundle at ``out``; returns its path.
 
-    extra_image: precision -> (ONNX file, fp32 node names) added as further image encoders
-    (the int8 Q/DQ encoder from ``export.int8``).
+    int8_image: also ship a Q/DQ int8 image encoder calibrated on ``calib_frames`` frames from
+    this source ("synthetic" or a folder of the user's frames; see ``export.int8``).
     """
     model = model.float().cpu().eval()
     size = tuple(int(x) for x in src.preprocess["size"])
@@ -129,12 +129,23 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
             if not int8_text:
                 files["text_encoder_fp16.onnx"] = convert_fp16(txt.path, tmp / "text_encoder_fp16.onnx")
                 enc["text"]["fp16"] = _encoder_entry(txt, "text_encoder_fp16.onnx")
-        for prec, (path, nodes) in (extra_image or {}).items():
-            rel = f"image_encoder_{prec}.onnx"
-            files[rel] = Path(path)
-            enc["image"][prec] = {**_encoder_entry(img, rel), "fp32_nodes": list(nodes)}
+        if int8_image is not None:
+            files["image_encoder_int8.onnx"] = _int8_image(img, tmp, src, int8_image, calib_frames)
+            enc["image"]["int8"] = _encoder_entry(img, "image_encoder_int8.onnx")
         emb = bundle_class_embeddings(model, tokenizer)
         return write_bundle(out, _manifest(model, src, enc), files, emb, as_zip=as_zip, overwrite=overwrite)
+
+
+def _int8_image(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> Path:
+    from usclip_sdk.bundle_manifest import PreprocessSpec
+
+    from .int8 import calibration_frames, quantize_image_encoder, to_model_input
+
+    pre = dict(src.preprocess)
+    spec = PreprocessSpec(tuple(pre["size"]), tuple(pre["mean"]), tuple(pre["std"]),
+                          resize_mode=pre.get("resize_mode", "stretch"))
+    inputs = [to_model_input(rgb, mask, spec) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
+    return quantize_image_encoder(img.path, tmp / "image_encoder_int8.onnx", inputs, img.fp32_nodes)
 
 
 def _sha256(path: Path) -> str:

@@ -1,0 +1,46 @@
+"""``usclip export CHECKPOINT --out BUNDLE``: a training checkpoint -> the model bundle."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint to a model bundle (ONNX towers, class embeddings, tokenizer)",
+        description="Export a usclip checkpoint folder (or a run folder: its latest checkpoint) to a "
+                    "verified model bundle folder, or one .zip with --zip.")
+    p.add_argument("checkpoint", type=Path, help="checkpoint folder or run folder")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder (or .zip path with --zip)")
+    p.add_argument("--zip", action="store_true", help="write one .zip file instead of a folder")
+    p.add_argument("--fp16", action="store_true",
+                   help="also ship fp16 encoders (LayerNorm/softmax/L2-norm kept fp32) for GPU runtimes")
+    p.add_argument("--int8-text", action="store_true",
+                   help="ship the text encoder int8-quantised (dynamic) instead of fp32: about 4x smaller")
+    p.add_argument("--int8-image", metavar="CALIB", nargs="?", const="synthetic", default=None,
+                   help="also ship a Q/DQ int8 image encoder calibrated on CALIB: a folder of frames, "
+                        "or 'synthetic' (the default when the flag is given alone)")
+    p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from usclip_sdk.bundle import Bundle
+    from usclip_train.export.bundle_writer import export_checkpoint
+
+    out = args.out
+    if args.zip and out.suffix != ".zip":
+        out = out.with_name(out.name + ".zip")
+    print(f"exporting {args.checkpoint} -> {out}", file=sys.stderr)
+    path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
+                             int8_text=args.int8_text, int8_image=args.int8_image,
+                             calib_frames=args.calib_frames, overwrite=args.overwrite)
+    with Bundle.open(path) as b:
+        sizes = sum(e.size for e in b.manifest.files.values())
+        print(f"{path}\tmodel={b.manifest.model.name}\tid={b.id[:16]}\tbytes={sizes}\t"
+              f"image={','.join(b.precisions('image'))}\ttext={','.join(b.precisions('text'))}")
+    return 0
