@@ -1,0 +1,64 @@
+"""Inference backends, one module each, chosen through one table.
+
+``open_backend(bundle, "auto")`` picks TensorRT when its runtime, a GPU and an engine (or the
+means to build one) are present, else onnxruntime; the choice is reported in ``backend.name``
+and in every Prediction. An explicit request that cannot be met raises
+BackendUnavailableError; it never silently becomes another backend.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..bundle import Bundle
+from ..errors import BackendUnavailableError
+from .base import Backend
+
+__all__ = ["Backend", "open_backend", "available_backends", "BACKENDS"]
+
+
+def _open_onnxruntime(bundle: Bundle, device: str, precision: str, **kw: Any) -> Backend:
+    from .onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(bundle, device=device, precision=precision, **kw)
+
+
+def _open_tensorrt(bundle: Bundle, device: str, precision: str, **kw: Any) -> Backend:
+    from .tensorrt import TensorRTBackend
+
+    if device not in ("auto", "cuda", "gpu"):
+        raise BackendUnavailableError(f"the tensorrt backend runs on a CUDA GPU, not device={device!r}")
+    return TensorRTBackend(bundle, precision=precision, **kw)
+
+
+BACKENDS = {"onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
+
+
+def available_backends() -> dict[str, str]:
+    """Each backend and whether it can run here ("ok" or the reason it cannot)."""
+    out = {}
+    from . import onnxruntime as ortb
+
+    out["onnxruntime"] = "ok" if ortb.available() else "onnxruntime is not installed"
+    from . import tensorrt as trtb
+
+    out["tensorrt"] = trtb.unavailable_reason() or "ok"
+    return out
+
+
+def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
+                 precision: str = "auto", **kw: Any) -> Backend:
+    """Open ``backend`` ("auto", "onnxruntime", "tensorrt") for a bundle."""
+    if backend == "auto":
+        from . import tensorrt as trtb
+
+        if device in ("auto", "cuda", "gpu") and trtb.unavailable_reason() is None:
+            try:
+                return _open_tensorrt(bundle, device, precision, **kw)
+            except BackendUnavailableError:
+                pass  # e.g. no engine and no builder: onnxruntime is the documented next choice
+        return _open_onnxruntime(bundle, device, "fp32" if precision == "auto" else precision, **kw)
+    try:
+        opener = BACKENDS[backend]
+    except KeyError:
+        raise ValueError(f"backend: expected 'auto' or one of {sorted(BACKENDS)}, found {backend!r}") from None
+    return opener(bundle, device, precision, **kw)

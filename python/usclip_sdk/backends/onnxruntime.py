@@ -1,0 +1,111 @@
+"""onnxruntime backend: the default on CPU; the CUDA execution provider where present.
+
+Providers are chosen explicitly and validated against what this onnxruntime build has; the
+error lists what is available. Nothing silently falls back to another device.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..errors import BackendUnavailableError, BundleError
+
+__all__ = ["OnnxRuntimeBackend", "available", "providers_for"]
+
+
+def available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def providers_for(device: str) -> list[str]:
+    """Execution providers for ``device`` ("cpu", "cuda", "auto"), validated."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device in ("cuda", "gpu"):
+        if "CUDAExecutionProvider" not in have:
+            raise BackendUnavailableError(
+                f"onnxruntime has no CUDAExecutionProvider here (available: {have}); install "
+                "onnxruntime-gpu or use device='cpu'")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto":
+        return (["CUDAExecutionProvider", "CPUExecutionProvider"]
+                if "CUDAExecutionProvider" in have else ["CPUExecutionProvider"])
+    raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', found {device!r}")
+
+
+class OnnxRuntimeBackend:
+    """Image (and, on first use, text) encoders of a bundle as onnxruntime sessions."""
+
+    def __init__(self, bundle: Bundle, device: str = "auto", precision: str = "fp32",
+                 threads: int | None = None):
+        if not available():
+            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime")
+        self.bundle = bundle
+        self.providers = providers_for(device)
+        self.precision = self._pick_precision(bundle, precision)
+        self.threads = threads
+        self._image = self._session(bundle.encoder_path("image", self.precision))
+        spec = bundle.encoder("image", self.precision)
+        self._image_input = spec.inputs[0].name
+        self.input_dtype = np.dtype(spec.inputs[0].dtype)
+        self._text = None
+        self._text_lock = threading.Lock()
+        used = self._image.get_providers()[0]
+        self.name = f"onnxruntime:{used}"
+
+    @staticmethod
+    def _pick_precision(bundle: Bundle, precision: str) -> str:
+        have = bundle.precisions("image")
+        if precision == "auto":
+            return "fp32" if "fp32" in have else have[0]
+        if precision not in have:
+            raise BundleError(f"precision: the bundle has image encoders {list(have)}, not {precision!r}")
+        return precision
+
+    def _session(self, path: os.PathLike):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = int(self.threads)
+        opts.log_severity_level = 3
+        return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.dtype != self.input_dtype:
+            pixels = pixels.astype(self.input_dtype)
+        out = self._image.run(None, {self._image_input: pixels})[0]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _text_session(self):
+        # Lazy: default use needs only the precomputed class embeddings, not the text tower.
+        with self._text_lock:
+            if self._text is None:
+                have = self.bundle.precisions("text")
+                prec = next((p for p in ("fp32", "int8", "fp16") if p in have), have[0])
+                self._text = (self._session(self.bundle.encoder_path("text", prec)),
+                              self.bundle.encoder("text", prec))
+            return self._text
+
+    def encode_text(self, tokens: Mapping[str, np.ndarray]) -> np.ndarray:
+        sess, spec = self._text_session()
+        feed = {t.name: np.asarray(tokens[t.name], dtype=t.dtype) for t in spec.inputs}
+        return np.ascontiguousarray(sess.run(None, feed)[0], dtype=np.float32)
+
+    def info(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"backend": "onnxruntime", "version": ort.__version__, "providers": self.providers,
+                "precision": self.precision, "input_dtype": str(self.input_dtype)}

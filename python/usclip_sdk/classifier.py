@@ -1,0 +1,287 @@
+"""``Classifier``: the one object a device maker embeds.
+
+frame -> imaging region -> fused preprocess kernel -> image encoder (backend) -> fused
+similarity kernel -> Prediction. The classifier owns its bundle, backend, the precomputed
+class embeddings of every taxonomy value and a cache of text embeddings. It is thread-safe:
+inference holds no mutable state, and ``set_labels`` swaps the label set atomically.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import ops
+from .backends import open_backend
+from .bundle import Bundle
+from .errors import InvalidInputError
+from .inputs import Frame, iter_frames, to_frame
+from .models import default_bundle_path
+from .prediction import Attribute, Prediction
+from .region import Region, RegionTracker, detect_region, full_region, region_from_dicom
+
+__all__ = ["Classifier", "DEFAULT_LABEL_TEMPLATES"]
+
+DEFAULT_LABEL_TEMPLATES = ("an ultrasound image of {}.", "a sonogram showing {}.",
+                           "ultrasound findings: {}.", "b-mode ultrasound with {}.")
+_RESIZE = {"squash": "stretch", "stretch": "stretch", "longest": "letterbox", "letterbox": "letterbox"}
+
+
+class _LabelSet:
+    """The active label set: names, their embeddings, and the prompts that made them."""
+
+    def __init__(self, names: Sequence[str], embeddings: np.ndarray, field: str | None):
+        self.names = tuple(names)
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.field = field
+
+
+class Classifier:
+    """Zero-shot ultrasound triage with a model bundle.
+
+    ``Classifier()`` loads the shipped default model with the best available backend;
+    ``Classifier.from_bundle(path, backend=..., device=..., precision=...)`` any other bundle.
+    ``region``: "auto" (DICOM regions when valid, else detection), "full" (no cropping).
+    """
+
+    def __init__(self, bundle: str | Path | Bundle | None = None, backend: str = "auto",
+                 device: str = "auto", precision: str = "auto", region: str = "auto",
+                 threads: int | None = None, text_cache_size: int = 4096):
+        if region not in ("auto", "full"):
+            raise ValueError(f"region: expected 'auto' or 'full', found {region!r}")
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
+            bundle if bundle is not None else default_bundle_path())
+        kw = {"threads": threads} if threads else {}
+        self.backend = open_backend(self.bundle, backend, device, precision, **kw)
+        self.region_mode = region
+        pre = self.bundle.preprocess
+        self.image_size = tuple(pre.image_size)
+        self.mean, self.std = tuple(pre.mean), tuple(pre.std)
+        try:
+            self.resize = _RESIZE[pre.resize_mode]
+        except KeyError:
+            raise InvalidInputError(f"bundle preprocess.resize_mode {pre.resize_mode!r} is not "
+                                    f"supported; expected one of {sorted(_RESIZE)}") from None
+        self.class_names = self.bundle.class_names
+        self.group_sizes = tuple(self.bundle.group_sizes)
+        self.class_embeddings = np.ascontiguousarray(self.bundle.class_embeddings(), np.float32)
+        self.fields = tuple(dict.fromkeys(f for f, _ in self.class_names))
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._lock = threading.Lock()
+        self._labels = self._taxonomy_labels("Diagnosis")
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, backend: str = "auto", device: str = "auto",
+                    precision: str = "auto", **kw: Any) -> "Classifier":
+        return cls(path, backend=backend, device=device, precision=precision, **kw)
+
+    # ----------------------------------------------------------------- labels and text
+    def _taxonomy_labels(self, field: str) -> _LabelSet:
+        idx = [i for i, (f, _) in enumerate(self.class_names) if f == field]
+        if not idx:
+            raise InvalidInputError(f"labels: the bundle has no taxonomy dimension {field!r}; "
+                                    f"available: {list(self.fields)}")
+        return _LabelSet([self.class_names[i][1] for i in idx], self.class_embeddings[idx], field)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels.names
+
+    def set_labels(self, labels: Sequence[str] | str | None, templates: Sequence[str] | None = None) -> None:
+        """Set the active label set for ``Prediction.label``/``topk``.
+
+        A taxonomy field name (e.g. "Organ_level") uses that dimension's precomputed
+        embeddings; a list of free-text labels is encoded with the bundle's text tower as a
+        prompt ensemble (``templates``, each with one ``{}``); None restores "Diagnosis".
+        """
+        if labels is None:
+            new = self._taxonomy_labels("Diagnosis")
+        elif isinstance(labels, str):
+            new = self._taxonomy_labels(labels)
+        else:
+            names = [str(x).strip() for x in labels]
+            if not names or any(not n for n in names):
+                raise InvalidInputError(f"labels: expected non-empty strings, found {list(labels)!r}")
+            if len(set(names)) != len(names):
+                raise InvalidInputError(f"labels: duplicates in {names}")
+            tmpl = tuple(templates or DEFAULT_LABEL_TEMPLATES)
+            if any(t.count("{}") != 1 for t in tmpl):
+                raise InvalidInputError(f"templates: each needs exactly one '{{}}', found {list(tmpl)}")
+            emb = np.stack([self._ensemble([t.format(n) for t in tmpl]) for n in names])
+            new = _LabelSet(names, emb, None)
+        with self._lock:
+            self._labels = new
+
+    def _ensemble(self, prompts: Sequence[str]) -> np.ndarray:
+        e = self.embed_text(prompts).mean(axis=0)
+        return e / max(float(np.linalg.norm(e)), 1e-12)
+
+    def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
+        """L2-normalised text embeddings (N x D), cached per string."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            emb = self.backend.encode_text(self.bundle.tokenize(missing))
+            with self._lock:
+                for t, e in zip(missing, emb):
+                    self._text_cache[t] = e
+                    self._text_cache.move_to_end(t)
+                while len(self._text_cache) > self._text_cache_size:
+                    self._text_cache.popitem(last=False)
+                fresh = dict(zip(missing, emb))
+        else:
+            fresh = {}
+        with self._lock:
+            return np.stack([fresh[t] if t in fresh else self._text_cache[t] for t in texts])
+
+    # ----------------------------------------------------------------- images
+    def _region(self, frame: Frame, region: Region | None, tracker: RegionTracker | None) -> Region:
+        h, w = frame.pixels.shape[:2]
+        if region is not None:
+            if region.frame_shape != (h, w):
+                raise InvalidInputError(f"region: made for a {region.frame_shape} frame, "
+                                        f"found a {(h, w)} frame")
+            return region
+        if self.region_mode == "full":
+            return full_region(h, w)
+        if tracker is not None:
+            return tracker(frame.pixels)
+        if frame.regions:
+            r = region_from_dicom(frame.regions, frame.pixels)
+            if r is not None:
+                return r
+        return detect_region(frame.pixels)
+
+    def _preprocess(self, frames: Sequence[Frame], regions: Sequence[Region]) -> np.ndarray:
+        h, w = self.image_size
+        batch = np.empty((len(frames), 3, h, w), dtype=np.float32)
+        for i, (f, r) in enumerate(zip(frames, regions)):
+            # Frames of any size in one batch: one kernel call per frame into its slot.
+            batch[i] = ops.preprocess(f.pixels, size=(h, w), roi=r.bbox, mask=r.mask,
+                                      mean=self.mean, std=self.std, color="rgb",
+                                      resize=self.resize, dtype="float32")[0]
+        return batch
+
+    def embed_image(self, frames: Any) -> np.ndarray:
+        """L2-normalised image embeddings (N x D) of frames (same inputs as classify_batch)."""
+        fr = self._frames(frames)
+        regions = [self._region(f, None, None) for f in fr]
+        return self.backend.encode_image(self._preprocess(fr, regions))
+
+    @staticmethod
+    def _frames(frames: Any) -> list[Frame]:
+        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+            frames = list(frames)
+        elif isinstance(frames, (np.ndarray, str, Path, Frame)):
+            frames = [frames]
+        out = [to_frame(f) for f in frames]
+        if not out:
+            raise InvalidInputError("frames: empty batch")
+        return out
+
+    # ----------------------------------------------------------------- classification
+    def _score(self, emb: np.ndarray, labels: _LabelSet) -> np.ndarray:
+        """Per-group softmax probabilities over [93 taxonomy classes | active labels]."""
+        cls = np.concatenate([self.class_embeddings, labels.embeddings])
+        groups = list(self.group_sizes) + [len(labels.names)]
+        res = ops.similarity(emb, cls, scale=self.bundle.logit_scale,
+                             bias=self.bundle.logit_bias or 0.0, topk=1, groups=groups,
+                             normalize=False)
+        return np.asarray(res.probs, dtype=np.float32)
+
+    def _prediction(self, probs: np.ndarray, labels: _LabelSet, region: dict[str, Any],
+                    timings: dict[str, float], source: str, emb: np.ndarray | None) -> Prediction:
+        attrs: dict[str, Attribute] = {}
+        off = 0
+        for field, n in zip(self.fields, self.group_sizes):
+            p = probs[off:off + n]
+            order = np.argsort(-p, kind="stable")[:3]
+            names = [self.class_names[off + j][1] for j in order]
+            attrs[field] = Attribute(field, names[0], float(p[order[0]]),
+                                     tuple((nm, float(p[j])) for nm, j in zip(names, order)))
+            off += n
+        lp = probs[off:]
+        order = np.argsort(-lp, kind="stable")[:5]
+        return Prediction(
+            label=labels.names[order[0]], score=float(lp[order[0]]),
+            topk=tuple((labels.names[j], float(lp[j])) for j in order),
+            attributes=attrs, region=region, timings=timings,
+            backend=self.backend.name, bundle=self.bundle.manifest.model.name, source=source,
+            embedding=emb)
+
+    def classify(self, frame: Any, region: Region | None = None,
+                 return_embedding: bool = False) -> Prediction:
+        """Classify one frame (numpy uint8 gray/RGB, image or DICOM path, pydicom Dataset)."""
+        return self._run([to_frame(frame)], [region], None, return_embedding)[0][0]
+
+    def classify_batch(self, frames: Iterable[Any], return_embedding: bool = False) -> list[Prediction]:
+        """Classify several frames (sizes may differ) in one encoder call."""
+        fr = self._frames(frames)
+        return self._run(fr, [None] * len(fr), None, return_embedding)[0]
+
+    def _run(self, frames: list[Frame], regions_in: list[Region | None],
+             tracker: RegionTracker | None, return_embedding: bool
+             ) -> tuple[list[Prediction], np.ndarray]:
+        labels = self._labels  # one consistent label set for the whole call
+        t0 = time.perf_counter()
+        regions = [self._region(f, r, tracker) for f, r in zip(frames, regions_in)]
+        t1 = time.perf_counter()
+        batch = self._preprocess(frames, regions)
+        t2 = time.perf_counter()
+        emb = self.backend.encode_image(batch)
+        t3 = time.perf_counter()
+        probs = self._score(emb, labels)
+        t4 = time.perf_counter()
+        n = len(frames)
+        ms = {"region": (t1 - t0) * 1e3 / n, "preprocess": (t2 - t1) * 1e3 / n,
+              "encode": (t3 - t2) * 1e3 / n, "similarity": (t4 - t3) * 1e3 / n,
+              "total": (t4 - t0) * 1e3 / n}
+        preds = [self._prediction(probs[i], labels, regions[i].to_dict(), ms, frames[i].source,
+                                  emb[i] if return_embedding else None) for i in range(n)]
+        return preds, probs
+
+    def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
+               refresh_region_every: int = 30) -> Iterator[Prediction]:
+        """Predictions for a video file, DICOM cine, camera index or iterable of frames.
+
+        every: run the model on every n-th frame and re-emit the last result in between.
+        smoothing: exponential moving average of the probabilities across processed frames
+            (0 = none; 0.6 keeps 60 % of the history), which steadies the triage display.
+        The imaging region is detected once and refreshed every ``refresh_region_every`` frames.
+        """
+        if every < 1:
+            raise ValueError(f"every: expected >= 1, found {every}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
+        tracker: RegionTracker | None = None
+        state: np.ndarray | None = None
+        last: Prediction | None = None
+        for i, frame in enumerate(iter_frames(source)):
+            if tracker is None:
+                tracker = RegionTracker(refresh_every=refresh_region_every,
+                                        dicom_regions=frame.regions)
+            if i % every and last is not None:
+                yield last
+                continue
+            labels = self._labels
+            preds, probs = self._run([frame], [None], tracker, False)
+            p = probs[0]
+            if state is not None and state.shape == p.shape and smoothing > 0:
+                state = smoothing * state + (1.0 - smoothing) * p
+            else:
+                state = p
+            last = self._prediction(state, labels, preds[0].region, preds[0].timings,
+                                    frame.source, None)
+            yield last
+
+    def info(self) -> dict[str, Any]:
+        return {"bundle": self.bundle.manifest.model.name, "bundle_path": str(self.bundle.source),
+                "backend": self.backend.info() | {"name": self.backend.name},
+                "image_size": list(self.image_size), "labels": list(self.labels),
+                "native": ops.build_info()}

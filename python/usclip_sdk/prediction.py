@@ -1,0 +1,79 @@
+"""What a classification returns: plain, frozen, numpy-only, JSON-ready."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Attribute", "Prediction"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One diagnostic dimension's answer: the best value, its probability (softmax within the
+    dimension) and the runners-up."""
+
+    field: str
+    value: str
+    score: float
+    topk: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "score": round(self.score, 6),
+                "topk": [[v, round(p, 6)] for v, p in self.topk]}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One frame's result.
+
+    label, score, topk: over the active label set (the taxonomy's Diagnosis values by default,
+        or the labels given to ``Classifier.set_labels``).
+    attributes: the nine taxonomy dimensions, each an Attribute.
+    region: the imaging region used ({"bbox": [x0, y0, x1, y1], "kind": ...}).
+    timings: milliseconds per stage (region, preprocess, encode, similarity, total); in a batch,
+        the batch stages are divided evenly over its frames.
+    backend: the inference backend that ran (e.g. "onnxruntime:CPUExecutionProvider").
+    source: a non-identifying description of the input (file name and frame index).
+    embedding: the L2-normalised image embedding, when asked for.
+    """
+
+    label: str
+    score: float
+    topk: tuple[tuple[str, float], ...]
+    attributes: Mapping[str, Attribute]
+    region: Mapping[str, Any]
+    timings: Mapping[str, float]
+    backend: str
+    bundle: str
+    source: str = "array"
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def organ(self) -> str:
+        return self.attributes["Organ_level"].value if "Organ_level" in self.attributes else ""
+
+    @property
+    def diagnosis(self) -> str:
+        return self.attributes["Diagnosis"].value if "Diagnosis" in self.attributes else ""
+
+    def to_dict(self, embedding: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "score": round(self.score, 6),
+            "topk": [[v, round(p, 6)] for v, p in self.topk],
+            "attributes": {k: a.to_dict() for k, a in self.attributes.items()},
+            "region": dict(self.region),
+            "timings_ms": {k: round(v, 4) for k, v in self.timings.items()},
+            "backend": self.backend,
+            "bundle": self.bundle,
+            "source": self.source,
+        }
+        if embedding and self.embedding is not None:
+            out["embedding"] = [float(x) for x in self.embedding]
+        return out
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
