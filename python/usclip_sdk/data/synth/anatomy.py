@@ -187,28 +187,31 @@ def draw_testis(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
 
 
 def draw_thyroid(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
+    """Transverse neck: strap muscles over one lobe, trachea (air shadow) medially, carotid laterally."""
     c.layer(0, 1.5, 2.2)
     c.layer(1.5, 4.0, 0.6)
     c.layer(4.0, 4.6, 2.0)
     _striations(c, rng, c.layer(4.6, 8.5, 0.45), 4.6, 8.5)
     xmin, xmax, _, D = c.geom.bbox()
+    W = xmax - xmin
     side = 1 if rng.random() < 0.5 else -1  # trachea at the medial edge of the field
-    tx = side * (xmax - _u(rng, 4, 8))
-    c.layer(8.5, 1e9, 0.7)  # deep neck tissue
-    lobe = np.array([[tx - side * 2, 9.5], [tx - side * 2, 13], [tx - side * 20, 24],
-                     [tx - side * 33, 23], [tx - side * 36, 15], [tx - side * 30, 9.5]])
-    lobe[:, 0] += _u(rng, -2, 2)
+    tx = side * (W / 2 - _u(rng, 3, 6))
+    c.layer(8.5, 1e9, 0.65)  # deep neck tissue
+    c.texture((c.face_depth >= 8.5).astype(np.uint8), rng, 0.3, grain=12)
+    lobe = np.array([[tx - side * 3, 9.5], [tx - side * 3, 14], [tx - side * 0.35 * W, 25],
+                     [tx - side * 0.62 * W, 24], [tx - side * 0.68 * W, 15], [tx - side * 0.6 * W, 9.5]])
     m = c.mask_poly(lobe)
-    c.paint(m, echo=1.5)
-    c.texture(m, rng, 0.08, grain=12)
+    c.paint(m, echo=1.5, soft_mm=0.4)
+    c.texture(m, rng, 0.1, grain=12)
     # Trachea: bright cartilage ring whose air column shadows everything beneath.
-    c.paint(c.mask_ellipse(tx + side * 9, 22, 11, 9.5), echo=0.1, atten=BONE_ATTEN)
-    c.paint(c.mask_ellipse(tx + side * 9, 22, 11, 9.5, 0, 1.5), echo=5.0)
-    ca = (tx - side * 36, 22, _u(rng, 3.2, 4))  # carotid artery, lateral to the lobe
-    c.paint(c.mask_ellipse(ca[0], ca[1], ca[2] + 0.8, ca[2] + 0.8), echo=2.5)
-    c.paint(c.mask_ellipse(ca[0], ca[1], ca[2], ca[2]), echo=0.02, atten=FLUID_ATTEN, flow=0.8)
-    c.paint(c.mask_ellipse(tx - side * 15, 29, 8, 3), echo=0.4)  # longus colli
-    c.site = Site(tx - side * 19, 16.5, 6.0, 2.0, 1.5)
+    c.paint(c.mask_ellipse(tx + side * 8, 21, 10, 9), echo=0.1, atten=BONE_ATTEN)
+    c.paint(c.mask_ellipse(tx + side * 8, 21, 10, 9, 0, 1.5), echo=5.0)
+    r = _u(rng, 3.2, 4)  # carotid artery, lateral to the lobe
+    ca = (tx - side * (0.68 * W + r + 1), _u(rng, 19, 23))
+    c.paint(c.mask_ellipse(ca[0], ca[1], r + 0.8, r + 0.8), echo=2.5)
+    c.paint(c.mask_ellipse(ca[0], ca[1], r, r), echo=0.02, atten=FLUID_ATTEN, flow=0.8)
+    c.paint(c.mask_ellipse(tx - side * 0.4 * W, 29, 8, 3), echo=0.4)  # longus colli
+    c.site = Site(tx - side * 0.4 * W, 16.5, 0.1 * W, 2.0, 1.5)
 
 
 def draw_lymph_node(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
@@ -271,24 +274,28 @@ def draw_artery(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
 
 
 def draw_heart(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
+    """Apical four-chamber view: ventricles above the valve plane, atria below, septum between."""
     _, _, _, D = c.geom.bbox()
-    c.echo[:] = 0.6
-    c.texture(None, rng, 0.3, grain=12)
-    apex, base = D * 0.12, D * _u(rng, 0.8, 0.88)
-    outline = np.array([[0, apex], [-D * 0.26, D * 0.45], [-D * 0.27, base], [D * 0.27, base], [D * 0.26, D * 0.45]])
-    c.paint(c.mask_poly(outline), echo=1.1)  # myocardium
-    c.paint(c.mask_poly(outline, max(2, int(2.5 / c.mm_per_px))), echo=3.0)  # pericardium
-    av = D * _u(rng, 0.5, 0.56)
-    wall = 0.045 * D
-    for sx in (-1, 1):  # ventricles (above the valves) and atria (below)
-        ven = np.array([[sx * wall / 2, apex + 2.5 * wall], [sx * D * 0.21, av - 0.4 * wall],
-                        [sx * wall / 2, av - 0.4 * wall]])
-        c.paint(c.mask_poly(ven), echo=0.03, atten=FLUID_ATTEN, flow=0.35 * sx)
-        c.paint(c.mask_ellipse(sx * D * 0.12, av + D * 0.14, D * 0.1, D * 0.12), echo=0.03,
-                atten=FLUID_ATTEN, flow=-0.3 * sx)
-        c.paint(c.mask_poly(np.array([[sx * wall, av - 0.2 * wall], [sx * D * 0.13, av + _u(rng, 2, 8)]]), 1, False),
-                echo=3.5)  # valve leaflet
-    c.site = Site(D * 0.12, av + D * 0.14, D * 0.05, D * 0.05, 1.1)
+    c.echo[:] = 0.35  # lung / chest wall around the heart
+    c.texture(None, rng, 0.4, grain=10)
+    cx, cy = _u(rng, -0.03, 0.03) * D, D * 0.5
+    ang = _u(rng, -8, 8)
+    c.paint(c.mask_ellipse(cx, cy, D * 0.3, D * 0.42, ang), echo=2.6, soft_mm=2.0)  # pericardium
+    myo = c.mask_ellipse(cx, cy, D * 0.27, D * 0.39, ang)
+    c.paint(myo, echo=1.0)
+    c.texture(myo, rng, 0.25, grain=14)
+    av = cy + D * _u(rng, 0.04, 0.08)  # atrioventricular valve plane
+    sep = 0.018 * D
+    chambers = ((1, cy - D * 0.12, 0.095, 0.2, 0.45), (-1, cy - D * 0.1, 0.075, 0.17, -0.4),
+                (1, av + D * 0.14, 0.085, 0.11, -0.3), (-1, av + D * 0.13, 0.075, 0.1, 0.3))
+    for sx, yy, a, b, v in chambers:
+        m = c.mask_ellipse(cx + sx * (sep + a * D), yy, a * D, b * D, ang - sx * 6)
+        c.paint(m, echo=0.03, atten=FLUID_ATTEN, soft_mm=1.5)
+        c.flow[m > 0] = v
+    for sx in (-1, 1):  # mitral / tricuspid leaflets
+        p = np.array([[cx + sx * sep, av], [cx + sx * (sep + _u(rng, 0.08, 0.14) * D), av + _u(rng, -8, 6)]])
+        c.paint(c.mask_poly(p, max(1, int(1.2 / c.mm_per_px)), False), echo=3.5)
+    c.site = Site(cx + sep + 0.085 * D, av + D * 0.14, D * 0.03, D * 0.04, 1.0)
 
 
 ANATOMY: dict[str, Callable[[Canvas, np.random.Generator, bool], None]] = {

@@ -134,7 +134,7 @@ _SHAPE = {
     "mass": {"irregular": 4, "lobulated": 3, "oval": 1.5, "round": 1, "nodular": 1},
     "fluid collection": {"irregular": 3, "flattened": 3, "tubular/linear": 2, "oval": 1},
 }
-_MARGINS = {"cyst": {"well-defined": 9, "ill-defined/indistinct": 1},
+_MARGINS = {"cyst": {"well-defined": 1.0},
             "nodule": {"well-defined": 6, "ill-defined/indistinct": 4},
             "mass": {"well-defined": 3, "ill-defined/indistinct": 7},
             "fluid collection": {"well-defined": 5, "ill-defined/indistinct": 5}}

@@ -65,10 +65,13 @@ def _outline(shape: str, a: float, b: float, rng: np.random.Generator) -> list[n
     elif shape == "flattened":
         c, s = np.abs(np.cos(phi)), np.abs(np.sin(phi))
         r = 1.0 / (c ** 4 + s ** 4) ** 0.25  # superellipse: flat top and bottom
-    elif shape == "nodular":
-        polys = []
-        for _ in range(int(rng.integers(3, 5))):
-            cx, cy, rr = rng.uniform(-0.45, 0.45) * a, rng.uniform(-0.35, 0.35) * b, rng.uniform(0.45, 0.6)
+    elif shape == "nodular":  # a cluster of confluent nodules: a clover with notches between
+        k = int(rng.integers(3, 6))
+        polys = [np.stack([0.5 * a * np.cos(phi), 0.5 * b * np.sin(phi)], 1)]
+        for i in range(k):
+            t = 2 * np.pi * i / k + rng.uniform(-0.3, 0.3)
+            rr = rng.uniform(0.42, 0.52)
+            cx, cy = (1 - rr) * a * np.cos(t), (1 - rr) * b * np.sin(t)
             polys.append(np.stack([cx + rr * a * np.cos(phi), cy + rr * b * np.sin(phi)], 1))
         return polys
     elif shape == "tubular/linear":
@@ -116,7 +119,7 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
     fluid_base = spec.echogenicity == "anechoic"
     if "mixed cystic and solid mass" in tags or "complex cystic solid" in tags:
         n = smooth_noise(c.shape, rng, 12 if "complex cystic solid" in tags else 7)
-        cyst = (n > 0.1) & (inside > 0)
+        cyst = (n > (0.1 if "complex cystic solid" in tags else -0.1)) & (inside > 0)  # ~half fluid
         c.echo[cyst] = 0.12 * ref if "complex cystic solid" in tags else 0.0  # debris vs clear
         c.atten[cyst] = FLUID_ATTEN
     if "cystic components" in tags and not fluid_base:

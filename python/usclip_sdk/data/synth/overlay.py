@@ -116,7 +116,8 @@ def _colour_bar(layer, mask, lay: Layout, box, fs: float) -> None:
         _text(layer, mask, f"-{box.scale_cm_s:.0f}", (bx, by + bh + int(12 * fs * 2)), fs * 0.8, lay.fg)
 
 
-def _calipers(screen: np.ndarray, lay: Layout, geom: ScanGeometry, les, rng: np.random.Generator) -> list:
+def _calipers(screen: np.ndarray, cmask: np.ndarray, lay: Layout, geom: ScanGeometry, les,
+              rng: np.random.Generator) -> list:
     """'+' markers at the ends of the lesion's long axis (and sometimes the short axis)."""
     xmin, _, ymin, _ = geom.bbox()
     (cx, cy), (a, b), ang = les.center_mm, les.axes_mm, np.radians(les.angle_deg)
@@ -130,8 +131,9 @@ def _calipers(screen: np.ndarray, lay: Layout, geom: ScanGeometry, les, rng: np.
         for sign in (1, -1):
             u = int(round(lay.region[0] + (cx + sign * dx - xmin) / lay.mm_per_px))
             v = int(round(lay.region[1] + (cy + sign * dy - ymin) / lay.mm_per_px))
-            cv2.line(screen, (u - s, v), (u + s, v), (255, 255, 0), 1)
-            cv2.line(screen, (u, v - s), (u, v + s), (255, 255, 0), 1)
+            for img, col in ((screen, (255, 255, 0)), (cmask, 1)):
+                cv2.line(img, (u - s, v), (u + s, v), col, 1)
+                cv2.line(img, (u, v - s), (u, v + s), col, 1)
             pts.append([u, v])
         out.append({"name": name, "points_px": pts, "length_mm": round(float(length), 1)})
     return out
@@ -181,12 +183,12 @@ def draw_overlays(screen: np.ndarray, case: CaseSpec, geom: ScanGeometry, st: di
     region = np.zeros((h, w), bool)
     x0, y0, x1, y1 = lay.region
     region[y0:y1, x0:x1] = True  # the whole bounding box: text never crosses the fan's box
+    cmask = np.zeros((h, w), np.uint8)
     if les is not None and rng.random() < 0.35:
-        drawn["calipers"] = _calipers(layer, lay, geom, les, rng)
+        drawn["calipers"] = _calipers(layer, cmask, lay, geom, les, rng)
         txt = "  ".join(f"{c['name']} {c['length_mm'] / 10:.2f}cm" for c in drawn["calipers"])
         _text(layer, mask, txt, (4, h - max(6, int(h * 0.03))), fs, (255, 255, 0))
-    calipers = np.any(layer != 0, axis=2) & region  # caliper marks: the one overlay allowed inside
     mask[region] = 0
-    sel = (mask > 0) | calipers
+    sel = (mask > 0) | (cmask > 0)  # caliper marks: the one overlay allowed inside
     screen[sel] = layer[sel]
     return mask, drawn

@@ -14,7 +14,7 @@ Chain (each step a function, so tests can check one link at a time):
 5. log compression into a dynamic range, to 0..255.
 
 The PSF is expressed in beam samples. Physical sizes are converted with the sample pitch and
-bounded below so the RF stays sampled at >= 2.5 samples per wavelength: a display grid of a few
+bounded below so the RF stays sampled at >= 4 samples per wavelength: a display grid of a few
 hundred samples cannot carry 0.1 mm structure anyway (see docs/data.md).
 """
 from __future__ import annotations
@@ -62,7 +62,9 @@ def make_psf(f0_mhz: float, dz_mm: float, pitch_mm: float, f_number: float,
     if f0_mhz <= 0 or dz_mm <= 0 or pitch_mm <= 0:
         raise ValueError(f"make_psf: f0_mhz, dz_mm, pitch_mm must be > 0, found {f0_mhz}, {dz_mm}, {pitch_mm}")
     lam_mm = C_MM_PER_US / f0_mhz
-    lam = max(lam_mm / dz_mm, 2.5)  # samples per wavelength (bounded: see module doc)
+    # >= 4 samples per wavelength keeps the pulse spectrum clear of DC and Nyquist, where the
+    # FFT Hilbert transform would leak 1/t tails (streaks in anechoic regions after log).
+    lam = max(lam_mm / dz_mm, 4.0)
     sigma_ax = cycles * lam / 2.355
     half = int(np.ceil(3 * sigma_ax))
     t = np.arange(-half, half + 1, dtype=np.float64)
@@ -125,7 +127,7 @@ def envelope(rf: np.ndarray) -> np.ndarray:
 
 
 def log_compress(env: np.ndarray, dynamic_range_db: float, gain_db: float,
-                 reference: float = float(np.sqrt(2.0)), tissue_level: float = 0.62) -> np.ndarray:
+                 reference: float = float(np.sqrt(2.0)), tissue_level: float = 0.47) -> np.ndarray:
     """20 log10(env / reference) + gain, clipped to the dynamic range, as float32 0..255.
 
     ``reference`` is the rms envelope of unit-echogenicity tissue, shown at ``tissue_level`` of

@@ -73,9 +73,9 @@ def simulate_beams(echo: np.ndarray, alpha: np.ndarray, geom: ScanGeometry, f0_m
 
 
 def _grid(region_hw: tuple[int, int]) -> tuple[int, int]:
-    """Beam grid: ~2 depth samples per displayed row (RF needs them), ~0.6 lines per column."""
+    """Beam grid: ~2.5 depth samples per displayed row (RF needs them), ~0.6 lines per column."""
     rh, rw = region_hw
-    n_depth = int(np.clip(int(np.ceil(2 * rh / 32.0)) * 32, 256, 1024))
+    n_depth = int(np.clip(int(np.ceil(2.5 * rh / 32.0)) * 32, 256, 1024))
     n_lines = int(np.clip(int(rw * 0.6), 64, 256))
     return n_depth, n_lines
 
@@ -86,7 +86,7 @@ def _view_settings(case: CaseSpec, rng: np.random.Generator) -> dict[str, float]
             "dr_db": round(float(rng.uniform(48, 72)), 1),
             "focus_mm": round(depth * float(rng.uniform(0.35, 0.7)), 1),
             "f_number": round(float(rng.uniform(1.8, 3.2)), 2),
-            "noise_db": round(float(rng.uniform(-62, -50)) - 20 * np.log10(case.f0_mhz), 1)}
+            "noise_db": round(float(rng.uniform(-62, -50) - 20 * np.log10(case.f0_mhz)), 1)}
 
 
 def _to_canvas_maps(c: Canvas, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
