@@ -176,7 +176,9 @@ class US365K(SampleList):
                 if path is None:
                     missing.append(f"{jsonl}:{ln}: {img}")
                     path = str(self.root / "images" / img)
-                labels = self.labels_by_name.get(img) or empty_labels()
+                # the release's split files and records may differ by a folder prefix
+                labels = (self.labels_by_name.get(img) or self.labels_by_name.get(img.rsplit("/", 1)[-1])
+                          or empty_labels())
                 samples.append(Sample(path, cap, labels))
         if missing and check_files:
             shown = "\n  ".join(missing[:5])
