@@ -91,9 +91,13 @@ class HeteroGraphConv(nn.Module):
 
     def forward(self, h_dx: Tensor, h_ds: Tensor, adj: Tensor, dx_mask: Tensor,
                 ds_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """h_dx B x 6 x H, h_ds B x 89 x H, adj B x 6 x 89 -> new (h_dx, h_ds)."""
-        # GraphConv: aggregate the normalised neighbour features, then weight + bias.
-        new_ds = self.fwd(adj.transpose(1, 2) @ h_dx)
+        """h_dx (B|1) x 6 x H, h_ds (B|1) x 89 x H, adj B x 6 x 89 -> new (h_dx, h_ds), B-sized.
+
+        A^T (h W) = (A^T h) W, so each product runs on the 6-row side: weight-then-aggregate
+        towards descriptors, aggregate-then-weight towards diagnoses. The bias is added after
+        aggregation, as in GraphConv.
+        """
+        new_ds = adj.transpose(1, 2) @ (h_dx @ self.fwd.weight.T) + self.fwd.bias
         new_dx = self.rev(adj @ h_ds)
         new_dx = self.drop(F.relu(new_dx)) * dx_mask.unsqueeze(-1)
         new_ds = self.drop(F.relu(new_ds)) * ds_mask.unsqueeze(-1)
@@ -123,10 +127,10 @@ class AttributeGraph(nn.Module):
     def forward(self, labels: Tensor) -> Tensor:
         dx_mask, ds_mask = node_masks(labels)
         adj = bipartite_adjacency(dx_mask, ds_mask)
-        b = labels.shape[0]
-        # Every sample draws its nodes from one shared vocabulary; absent slots are masked.
-        h_dx = self.dx_norm(self.dx_embed.weight).expand(b, -1, -1) * dx_mask.unsqueeze(-1)
-        h_ds = self.ds_norm(self.ds_embed.weight).expand(b, -1, -1) * ds_mask.unsqueeze(-1)
+        # Every sample draws its nodes from one shared vocabulary: the first layer reads the
+        # 1 x nodes x H table directly (absent nodes have no edges, so need no mask).
+        h_dx = self.dx_norm(self.dx_embed.weight).unsqueeze(0)
+        h_ds = self.ds_norm(self.ds_embed.weight).unsqueeze(0)
         for conv in self.convs:
             h_dx, h_ds = conv(h_dx, h_ds, adj, dx_mask, ds_mask)
         pooled = (h_dx.sum(1) / dx_mask.sum(1, keepdim=True)
