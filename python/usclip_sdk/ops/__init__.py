@@ -6,8 +6,10 @@ Each op has a CPU and a CUDA implementation in csrc/ and a slow, obvious numpy r
 from __future__ import annotations
 
 from ._native import native
+from .device import DeviceArray
+from .preprocess import preprocess
 
-__all__ = ["build_info", "cuda_available", "cuda_unavailable_reason"]
+__all__ = ["preprocess", "DeviceArray", "build_info", "cuda_available", "cuda_unavailable_reason"]
 
 
 def build_info() -> dict:

@@ -90,13 +90,13 @@ def _layout(ptr: int, shape, strides):
     A channel-reversed view (``frame[..., ::-1]``) is read through its last channel's
     address with the channel order swapped."""
     c = shape[3]
-    if c == 1 and (strides[2] == 1 or shape[2] == 1):
-        return ptr, strides[0], strides[1], False
-    if strides[3] == 1 and (strides[2] == c or shape[2] == 1):
-        return ptr, strides[0], strides[1], False
-    if strides[3] == -1 and (strides[2] == c or shape[2] == 1):
+    cs = 1 if c == 1 else strides[3]           # a size-1 axis may carry any stride
+    ps = abs(cs) * c if shape[2] == 1 else strides[2]
+    if ps != c or abs(cs) != 1:
+        return None
+    if cs == -1:
         return ptr - (c - 1), strides[0], strides[1], True
-    return None
+    return ptr, strides[0], strides[1], False
 
 
 def _host_frames(frames, spec: Spec, positive_rows: bool = False):
@@ -128,8 +128,6 @@ def _run_cpu(frames, size, roi, mask, mean, std, color, resize, dtype, out, fill
     frames = np.asarray(frames)
     mask = None if mask is None else np.asarray(mask)
     spec = parse_args(frames, size, roi, mask, mean, std, color, resize, dtype, fill)
-    frames, fview, flipped = _host_frames(frames, spec)
-    mask, mview = _host_mask(mask, spec)
     shape = (spec.n, 3) + spec.size
     if out is None:
         out = np.empty(shape, dtype=spec.dtype)
@@ -140,6 +138,10 @@ def _run_cpu(frames, size, roi, mask, mean, std, color, resize, dtype, out, fill
                          f"{out.shape} and {out.dtype}")
     elif not (out.flags.c_contiguous and out.flags.writeable):
         raise ValueError("out: expected a C-contiguous, writeable array")
+    if spec.n == 0:
+        return out
+    frames, fview, flipped = _host_frames(frames, spec)
+    mask, mview = _host_mask(mask, spec)
     native().preprocess_cpu(fview, mview, out=out.ctypes.data, **_kernel_args(spec, flipped))
     return out
 
@@ -207,12 +209,13 @@ def _run_cuda(frames, size, roi, mask, mean, std, color, resize, dtype, out, fil
     else:
         frames = np.asarray(frames)
         spec = parse_args(frames, *spec_args)
-        keep, fview, flipped = _host_frames(frames, spec, positive_rows=True)
         on_device = False
-    mask_keep, mview, mask_on_device = _device_mask(mask, spec, stream)
     result, out_ptr = _device_out(out, spec, stream)
     if spec.n == 0:
         return result
+    if not on_device:
+        keep, fview, flipped = _host_frames(frames, spec, positive_rows=True)
+    mask_keep, mview, mask_on_device = _device_mask(mask, spec, stream)
     try:
         native().preprocess_cuda(fview, on_device, mview, mask_on_device, out=out_ptr,
                                  stream=stream, **_kernel_args(spec, flipped))
