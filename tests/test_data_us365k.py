@@ -232,3 +232,16 @@ def test_reads_flat_layout_and_images_zip(tmp_path):
             assert s.caption == cap and s.labels == labels
             assert np.array_equal(s.load_rgb(), img)
     assert "images.zip::images/" in US365K(zipped, "train")[0].image_path
+
+
+def failing_render_view(case, view, seed, size=None):
+    if case.case_id == "case000002":
+        raise ValueError("boom")
+    return fake_render_view(case, view, seed, size)
+
+
+def test_renderer_failure_names_the_case_and_leaves_no_tables(tmp_path):
+    with pytest.raises(RuntimeError, match=r"case 2 \(case000002\) view 0 .*render seed \d+.*boom"):
+        write_dataset(tmp_path, 4, 0, (1, 1), (32, 32), 1, progress=False,
+                      sampler=fake_sample_case, renderer=failing_render_view)
+    assert not list(tmp_path.glob("*.json*"))  # no half-written tables, no temp files

@@ -196,27 +196,49 @@ def _check_args(n_cases: int, views: Sequence[int], size: Sequence[int] | None,
             None if size is None else (int(size[0]), int(size[1])), min(workers, int(n_cases)))
 
 
-def _write_tables(out: Path, records: list[dict[str, Any]], split_of: list[str]) -> dict[str, int]:
-    """The jsonl splits, full_data.json and cases.jsonl, each written to a temp then renamed."""
-    lines: dict[str, list[str]] = {s: [] for s in SPLITS}
-    cases, full = [], []
-    for rec in records:
-        split = split_of[int(rec["case_id"][4:])]
-        lines[split].append(json.dumps({"image": rec["media_name"], "caption": rec["caption"]},
-                                       ensure_ascii=False))
-        full.append(_record(rec["media_name"], rec["labels"]))
-        cases.append(json.dumps({"media_name": rec["media_name"], "case_id": rec["case_id"],
-                                 "view": rec["view"], "split": split, "params": rec["params"]},
-                                sort_keys=True))
-    texts = {f"{s}.jsonl": "".join(l + "\n" for l in lines[s]) for s in SPLITS}
-    # One record per line: greppable, and the reader can name the line of a bad record.
-    texts["full_data.json"] = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in full) + "\n]\n"
-    texts["cases.jsonl"] = "".join(c + "\n" for c in cases)
-    for name, text in texts.items():
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
-    return {s: len(lines[s]) for s in SPLITS}
+class _Tables:
+    """The jsonl splits, full_data.json and cases.jsonl, streamed to temp files as cases
+    arrive (memory stays flat for any n) and renamed into place on ``close``."""
+
+    def __init__(self, out: Path, split_of: list[str]):
+        self.out, self.split_of = out, split_of
+        names = [f"{s}.jsonl" for s in SPLITS] + ["full_data.json", "cases.jsonl"]
+        self.fh = {n: open(out / (n + ".tmp"), "w", encoding="utf-8") for n in names}
+        self.per_split = {s: 0 for s in SPLITS}
+        self.n = 0
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            split = self.split_of[int(rec["case_id"][4:])]
+            self.per_split[split] += 1
+            self.fh[f"{split}.jsonl"].write(json.dumps(
+                {"image": rec["media_name"], "caption": rec["caption"]}, ensure_ascii=False) + "\n")
+            # One record per line: greppable, and the reader can name the line of a bad record.
+            self.fh["full_data.json"].write(("[\n" if self.n == 0 else ",\n") + json.dumps(
+                _record(rec["media_name"], rec["labels"]), ensure_ascii=False))
+            self.fh["cases.jsonl"].write(json.dumps(
+                {"media_name": rec["media_name"], "case_id": rec["case_id"], "view": rec["view"],
+                 "split": split, "params": rec["params"]}, sort_keys=True) + "\n")
+            self.n += 1
+
+    def close(self, commit: bool) -> None:
+        self.fh["full_data.json"].write("[\n]\n" if self.n == 0 else "\n]\n")
+        for name, fh in self.fh.items():
+            fh.close()
+            tmp = self.out / (name + ".tmp")
+            os.replace(tmp, self.out / name) if commit else tmp.unlink()
+
+
+def _run_cases(cfg: dict[str, Any], n_cases: int, workers: int, start_method: str):
+    """Each case's records, in case order, from this process or a pool."""
+    if workers == 1:
+        _init(cfg)
+        yield from map(_make_case, range(n_cases))
+        return
+    ctx = mp.get_context(start_method)
+    chunk = max(1, min(16, n_cases // (workers * 8)))
+    with ctx.Pool(workers, initializer=_init, initargs=(cfg,)) as pool:
+        yield from pool.imap(_make_case, range(n_cases), chunksize=chunk)
 
 
 def write_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
@@ -244,28 +266,23 @@ def write_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
            "sampler": sampler, "renderer": renderer, "captioner": captioner}
     expected = int(n_cases) * (views[0] + views[1]) // 2
     t0 = time.perf_counter()
-    records: list[dict[str, Any]] = []
-    with Progress(expected, "img", "usclip synth", enabled=progress) as bar:
-        if workers == 1:
-            _init(cfg)
-            results = map(_make_case, range(int(n_cases)))
-            for recs in results:
-                records += recs
+    tables = _Tables(out, split_of)
+    try:
+        with Progress(expected, "img", "usclip synth", enabled=progress) as bar:
+            for recs in _run_cases(cfg, int(n_cases), workers, start_method):
+                tables.add(recs)
                 bar.update(len(recs))
-        else:
-            ctx = mp.get_context(start_method)
-            chunk = max(1, min(16, int(n_cases) // (workers * 8)))
-            with ctx.Pool(workers, initializer=_init, initargs=(cfg,)) as pool:
-                for recs in pool.imap(_make_case, range(int(n_cases)), chunksize=chunk):
-                    records += recs
-                    bar.update(len(recs))
-        bar.total = bar.n
-    per_split = _write_tables(out, records, split_of)
+            bar.total = bar.n
+    except BaseException:
+        tables.close(commit=False)
+        raise
+    tables.close(commit=True)
+    per_split = tables.per_split
     seconds = time.perf_counter() - t0
     meta = {"format": "us365k", "generator": "usclip_sdk.data.synth", "seed": int(seed),
-            "n_cases": int(n_cases), "n_images": len(records), "views_per_case": list(views),
+            "n_cases": int(n_cases), "n_images": tables.n, "views_per_case": list(views),
             "size": None if size_t is None else list(size_t), "splits": list(splits),
             "cases_per_split": {s: split_of.count(s) for s in SPLITS},
             "images_per_split": per_split, "taxonomy_version": tx.TAXONOMY_VERSION}
     (out / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    return WriteSummary(str(out), int(n_cases), len(records), per_split, seconds, workers)
+    return WriteSummary(str(out), int(n_cases), tables.n, per_split, seconds, workers)
