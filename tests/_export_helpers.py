@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-__all__ = ["tiny_text_dir", "tiny_model", "TINY_IMAGE", "TINY_CONTEXT"]
+__all__ = ["tiny_text_dir", "tiny_model", "fake_bundle", "TINY_IMAGE", "TINY_CONTEXT"]
 
 TINY_IMAGE = 32
 TINY_CONTEXT = 16
@@ -42,3 +42,36 @@ def tiny_model(root: Path, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model(spec, pretrained_text=False).eval()
     return model, spec, TextTokenizer(spec.tokenizer_path, spec.context_length)
+
+
+def fake_bundle(root: Path, name: str = "fake", image_precisions=("fp32",), text_precisions=("fp32",),
+                seed: int = 0, as_zip: bool = False, image_size: int = 32, context: int = 16) -> Path:
+    """A numpy-only bundle with placeholder ONNX bytes (Bundle.open verifies bytes, never parses
+    ONNX): for tests of everything around the runtimes (engine cache, trtexec lines, Triton)."""
+    import numpy as np
+
+    from usclip_sdk import taxonomy
+    from usclip_sdk.bundle import write_bundle
+
+    rng = np.random.default_rng(seed)
+    pins = ["/visual/ln_pre/LayerNormalization", "/visual/transformer/resblocks.0/attn/Softmax"]
+    text_inputs = [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}]
+    files, enc = {"tokenizer.json": b"{}"}, {"image": {}, "text": {}}
+    for tower, precs, inputs, out in (("image", image_precisions, [{"name": "image", "dtype": "float32"}],
+                                       "image_embedding"), ("text", text_precisions, text_inputs, "text_embedding")):
+        for p in precs:
+            rel = f"{tower}_encoder.onnx" if p == "fp32" else f"{tower}_encoder_{p}.onnx"
+            files[rel] = rng.bytes(512)
+            enc[tower][p] = {"path": rel, "inputs": inputs, "output": out, "fp32_nodes": pins}
+    e = rng.standard_normal((len(taxonomy.class_names()), 8)).astype(np.float32)
+    manifest = {
+        "model": {"name": name, "embed_dim": 8, "logit_scale": 100.0},
+        "preprocess": {"image_size": [image_size, image_size], "mean": [0.5] * 3, "std": [0.25] * 3},
+        "text": {"tokenizer": "tokenizer.json", "context_length": context, "pad_id": 0, "clean": "none",
+                 "padding": "max_length", "inputs": text_inputs, "output": "text_embedding"},
+        "taxonomy": {"version": taxonomy.TAXONOMY_VERSION, "class_names": [list(p) for p in taxonomy.class_names()],
+                     "group_sizes": list(taxonomy.group_sizes()), "prompt_templates": {}},
+        "encoders": enc if text_precisions else {"image": enc["image"]},
+    }
+    return write_bundle(Path(root) / (name + (".zip" if as_zip else "")), manifest, files,
+                        e / np.linalg.norm(e, axis=1, keepdims=True), as_zip=as_zip)
