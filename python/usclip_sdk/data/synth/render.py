@@ -115,8 +115,8 @@ def render_view(case: CaseSpec, view: int, seed: int, size: tuple[int, int] | No
     """
     if not isinstance(case, CaseSpec):
         raise TypeError(f"case: expected CaseSpec, found {type(case).__name__}")
-    if size is not None and (len(size) != 2 or min(size) < 64):
-        raise ValueError(f"size: expected (height, width) >= 64, found {size!r}")
+    if size is not None and (len(size) != 2 or min(size) < 32):
+        raise ValueError(f"size: expected (height, width) >= 32, found {size!r}")
     vrng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(view), 0x5EED])
     crng = np.random.default_rng(case.seed)
     st = _view_settings(case, vrng)
