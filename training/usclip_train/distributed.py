@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "cleanup", "barrier", "all_reduce_mean",
-           "broadcast_object", "pick_device"]
+           "pick_device"]
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,3 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     out = value.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / info.world_size
-
-
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

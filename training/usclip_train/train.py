@@ -280,12 +280,13 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
         it = iter(loader)
         for _ in range(spe - done_in_epoch):
             t0 = time.perf_counter()
+            lr_used = opt.param_groups[0]["lr"]
             terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info)
             sched.step()
             step += 1
             seen += cfg.batch_size * cfg.grad_accum * info.world_size
             last = {k: float(all_reduce_mean(v, info)) for k, v in terms.items()}
-            rec = {"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **last,
+            rec = {"step": step, "epoch": epoch, "lr": lr_used, **last,
                    "logit_scale": float(module.model.logit_scale.detach().exp()),
                    "step_s": round(time.perf_counter() - t0, 4)}
             if step % cfg.log_every == 0 or step == total or step == 1:
