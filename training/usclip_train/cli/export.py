@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if args.zip and out.suffix != ".zip":
         out = out.with_name(out.name + ".zip")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out: {out} exists (pass --overwrite to replace it)")
     print(f"exporting {args.checkpoint} -> {out}", file=sys.stderr)
     path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
                              int8_text=args.int8_text, int8_image=args.int8_image,
