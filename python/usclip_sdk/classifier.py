@@ -16,6 +16,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ops
+from .ops.preprocess import preprocess
+from .ops.similarity import similarity
 from .backends import open_backend
 from .bundle import Bundle
 from .errors import InvalidInputError
@@ -163,7 +165,7 @@ class Classifier:
         batch = np.empty((len(frames), 3, h, w), dtype=np.float32)
         for i, (f, r) in enumerate(zip(frames, regions)):
             # Frames of any size in one batch: one kernel call per frame into its slot.
-            batch[i] = ops.preprocess(f.pixels, size=(h, w), roi=r.bbox, mask=r.mask,
+            batch[i] = preprocess(f.pixels, size=(h, w), roi=r.bbox, mask=r.mask,
                                       mean=self.mean, std=self.std, color="rgb",
                                       resize=self.resize, dtype="float32")[0]
         return batch
@@ -190,7 +192,7 @@ class Classifier:
         """Per-group softmax probabilities over [93 taxonomy classes | active labels]."""
         cls = np.concatenate([self.class_embeddings, labels.embeddings])
         groups = list(self.group_sizes) + [len(labels.names)]
-        res = ops.similarity(emb, cls, scale=self.bundle.logit_scale,
+        res = similarity(emb, cls, scale=self.bundle.logit_scale,
                              bias=self.bundle.logit_bias or 0.0, topk=1, groups=groups,
                              normalize=False)
         return np.asarray(res.probs, dtype=np.float32)

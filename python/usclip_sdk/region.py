@@ -30,8 +30,11 @@ __all__ = ["Region", "detect_region", "region_from_dicom", "full_region", "Regio
 _SIGNAL_LEVEL = 6
 # A region smaller than this fraction of the frame is not a scan (a logo, a thumbnail).
 _MIN_AREA_FRACTION = 0.04
-# Local 3x3 variance below which a bright area is a flat UI block, not speckle.
-_FLAT_VARIANCE = 4.0
+# Local 3x3 variance below which an area is flat (background, UI block), not speckle.
+_FLAT_VARIANCE = 1.0
+# A component at least this fraction of the largest one, in the same columns, is another
+# band of the same scan.
+_BAND_FRACTION = 0.1
 # Local density of textured pixels that marks the scan (text lines stay below it).
 _DENSITY = 0.7
 # Bounding-box fill above which the area is a rectangle (linear probe), not a fan.
@@ -55,7 +58,7 @@ class Region:
 
     @property
     def area_fraction(self) -> float:
-        return float(self.mask.mean())
+        return cv2.countNonZero(self.mask) / float(self.mask.size)
 
     def to_dict(self) -> dict[str, Any]:
         return {"bbox": list(self.bbox), "kind": self.kind, "area_fraction": round(self.area_fraction, 4)}
@@ -66,77 +69,96 @@ def full_region(height: int, width: int) -> Region:
     return Region((0, 0, width, height), np.ones((height, width), np.uint8), "full", (height, width))
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
+def _check(frame: np.ndarray) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
         raise InvalidInputError(f"frame: expected a uint8 numpy array, found "
                                 f"{getattr(frame, 'dtype', type(frame).__name__)}")
-    if frame.ndim == 2:
-        return frame
-    if frame.ndim == 3 and frame.shape[2] in (3, 4):
-        # Max over channels keeps Doppler colour (saturated red/blue) as signal.
-        return frame[..., :3].max(axis=2)
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (3, 4)):
+        return frame if frame.ndim == 2 or frame.shape[2] == 3 else frame[..., :3]
     raise InvalidInputError(f"frame: expected H x W or H x W x 3/4, found shape {frame.shape}")
+
+
+def _gray_small(frame: np.ndarray, scale: float) -> np.ndarray:
+    """Downscale first (OpenCV, fast), then take the channel maximum so Doppler colour
+    (saturated red/blue) counts as signal like the grey tissue under it."""
+    h, w = frame.shape[:2]
+    if scale < 1.0:
+        frame = cv2.resize(np.ascontiguousarray(frame), (max(8, round(w * scale)), max(8, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    if frame.ndim == 3:
+        frame = cv2.max(cv2.max(frame[..., 0], frame[..., 1]), frame[..., 2])
+    return frame
 
 
 def detect_region(frame: np.ndarray) -> Region:
     """Find the imaging region of a scanner frame automatically.
 
-    Steps: signal map (grey level above the background) -> local density in a window of
-    ~3% of the frame (speckle is dense, text strokes and thin scales are sparse) -> the largest
-    dense connected component -> its convex hull (fans and rectangles are convex; anechoic
-    structures at the edge of the scan would otherwise bite into it). A hull that fills its
-    bounding box is a linear-probe rectangle.
+    Steps: texture map (local variance: speckle varies pixel to pixel; the screen background,
+    banners and buttons are flat) -> local density of texture in a window of ~3 % of the frame
+    (speckle is dense; text strokes and scale ticks are sparse) -> the dense components that
+    belong to the scan: the largest, plus those stacked above or below it (a dark band - lung
+    A-line gaps, fluid, muscle - can split a scan into bands) -> their convex hull (fans and
+    rectangles are convex). A hull that fills its bounding box is a linear-probe rectangle.
     """
-    gray = _gray(frame)
-    h, w = gray.shape
+    frame = _check(frame)
+    h, w = frame.shape[:2]
     if h < 16 or w < 16:
         return full_region(h, w)
     # Work on a downscaled copy: region boundaries need ~2 px accuracy, not full resolution.
-    scale = min(1.0, 320.0 / max(h, w))
-    small = cv2.resize(gray, (max(8, round(w * scale)), max(8, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
+    # An integer factor keeps OpenCV's INTER_AREA on its fast path.
+    small = _gray_small(frame, 1.0 / max(1, -(-max(h, w) // 320)))
     sh, sw = small.shape
-    # Signal = above the background AND textured: speckle varies pixel to pixel, while flat
-    # UI blocks (banners, buttons, filled colour bars) do not. The grey level is the channel
-    # maximum, so Doppler colour on the scan counts as signal like the tissue under it.
     f = small.astype(np.float32)
     local_var = cv2.blur(f * f, (3, 3)) - cv2.blur(f, (3, 3)) ** 2
-    signal = ((small > _SIGNAL_LEVEL) & (local_var > _FLAT_VARIANCE)).astype(np.float32)
+    signal = (local_var > _FLAT_VARIANCE).astype(np.uint8)
     k = max(5, int(round(0.03 * max(sh, sw))) | 1)
-    density = cv2.blur(signal, (k, k))
-    dense = (density > _DENSITY).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
-    if n <= 1:
+    dense = (cv2.blur(signal.astype(np.float32), (k, k)) > _DENSITY).astype(np.uint8)
+    scan = _scan_components(dense, sh * sw)
+    if scan is None:
         return full_region(h, w)
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[best, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * sh * sw:
-        return full_region(h, w)
-    comp = (labels == best).astype(np.uint8)
-    # The density window blurs the boundary by k/2 inward or outward; the signal itself is
-    # sharp, so intersect the dilated component with the (closed) signal map.
-    grow = cv2.dilate(comp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    sig_closed = cv2.morphologyEx((signal > 0).astype(np.uint8), cv2.MORPH_CLOSE,
+    # The density window moves the boundary by up to k/2; the texture itself is sharp, so
+    # intersect the dilated components with it. Opening then drops text strokes and scale
+    # ticks touching the scan (thinner than 5 px at this scale).
+    grow = cv2.dilate(scan, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    sig_closed = cv2.morphologyEx(signal, cv2.MORPH_CLOSE,
                                   cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    # Opening drops text strokes and scale ticks that touch the scan (thinner than 5 px).
     refined = cv2.morphologyEx(grow & sig_closed, cv2.MORPH_OPEN,
                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    n2, labels2, stats2, _ = cv2.connectedComponentsWithStats(refined, connectivity=8)
-    if n2 > 1:
-        refined = (labels2 == 1 + int(np.argmax(stats2[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    pts = cv2.findNonZero(refined)
-    hull = cv2.convexHull(pts)
+    refined = _scan_components(refined, sh * sw) if refined.any() else None
+    if refined is None:
+        return full_region(h, w)
+    contours, _ = cv2.findContours(refined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
     x, y, bw, bh = cv2.boundingRect(hull)
     kind = "linear" if cv2.contourArea(hull) >= _RECT_FILL * bw * bh else "sector"
     small_mask = np.zeros((sh, sw), np.uint8)
     if kind == "linear":
         small_mask[y:y + bh, x:x + bw] = 1
     else:
-        # Not the hull itself: a convex probe's fan has a concave near-field arc. Close the
-        # component (anechoic bites at the edge) and fill its holes (cysts, vessels inside).
-        closed = cv2.morphologyEx(refined, cv2.MORPH_CLOSE,
-                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        small_mask = _fill_holes(closed)
+        cv2.fillConvexPoly(small_mask, hull, 1)
     return _to_frame_region(small_mask, (h, w), kind)
+
+
+def _scan_components(binary: np.ndarray, frame_area: int) -> np.ndarray | None:
+    """The largest component plus every sizeable component stacked above or below it."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    best = 1 + int(np.argmax(areas))
+    if stats[best, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * frame_area:
+        return None
+    bx0 = stats[best, cv2.CC_STAT_LEFT]
+    bx1 = bx0 + stats[best, cv2.CC_STAT_WIDTH]
+    keep = [best]
+    for i in range(1, n):
+        if i == best or stats[i, cv2.CC_STAT_AREA] < _BAND_FRACTION * stats[best, cv2.CC_STAT_AREA]:
+            continue
+        x0 = stats[i, cv2.CC_STAT_LEFT]
+        x1 = x0 + stats[i, cv2.CC_STAT_WIDTH]
+        if min(x1, bx1) - max(x0, bx0) >= 0.6 * (x1 - x0):  # lies within the scan's columns
+            keep.append(i)
+    return np.isin(labels, keep).astype(np.uint8)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -153,11 +175,10 @@ def _to_frame_region(small_mask: np.ndarray, shape: tuple[int, int], kind: str) 
     h, w = shape
     mask = small_mask if small_mask.shape == (h, w) else cv2.resize(
         small_mask, (w, h), interpolation=cv2.INTER_NEAREST)
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    x, y, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or bh == 0:
         return full_region(h, w)
-    bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return Region(bbox, np.ascontiguousarray(mask, dtype=np.uint8), kind, (h, w))
+    return Region((x, y, x + bw, y + bh), np.ascontiguousarray(mask, dtype=np.uint8), kind, (h, w))
 
 
 def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
@@ -170,8 +191,8 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
     valid entry wins; the mask is its rectangle (DICOM regions are rectangles), intersected
     with the detected signal so a fan inside the rectangle keeps its shape.
     """
-    gray = _gray(frame)
-    h, w = gray.shape
+    gray = _check(frame)
+    h, w = gray.shape[:2]
     best: tuple[int, tuple[int, int, int, int]] | None = None
     for r in regions:
         try:
@@ -184,7 +205,7 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
         area = (x1 - x0) * (y1 - y0)
         if area < _MIN_AREA_FRACTION * h * w:
             continue
-        if float((gray[y0:y1, x0:x1] > _SIGNAL_LEVEL).mean()) < min_signal * 0.5:
+        if float((_gray_small(gray[y0:y1, x0:x1], 1.0) > _SIGNAL_LEVEL).mean()) < min_signal * 0.5:
             continue
         if best is None or area > best[0]:
             best = (area, (x0, y0, x1, y1))
