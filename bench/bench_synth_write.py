@@ -28,6 +28,7 @@ import numpy as np
 
 from usclip_sdk.data.synth import caption, render_view, sample_case
 from usclip_sdk.data.us365k import write_dataset
+from usclip_sdk.data.us365k_writer import _case_streams, _n_views
 
 __all__ = ["render_only", "naive_writer", "main"]
 
@@ -35,10 +36,9 @@ __all__ = ["render_only", "naive_writer", "main"]
 def _views(n_cases: int, seed: int, views: tuple[int, int]):
     """The (case, view, render seed) triples write_dataset renders, via its own seeding."""
     for i in range(n_cases):
-        case_ss, views_ss, _, render_ss = np.random.SeedSequence(seed, spawn_key=(i,)).spawn(4)
+        case_ss, views_ss, _, render_ss = _case_streams(seed, i)
         case = sample_case(np.random.default_rng(case_ss), f"case{i:06d}")
-        n = int(np.random.default_rng(views_ss).integers(views[0], views[1] + 1))
-        for v, s in enumerate(render_ss.generate_state(n)):
+        for v, s in enumerate(render_ss.generate_state(_n_views(views_ss, views))):
             yield case, v, int(s)
 
 

@@ -5,7 +5,8 @@ One table per kind of mention. Every phrase here names exactly one (field, value
 which is how the tests prove a caption never states a value its labels lack.
 
 Rules kept by these tables (so that reading back is unambiguous):
-- phrases are lower case and unique across all tables;
+- phrases are written as they should appear (lower case except proper names and acronyms:
+  "Achilles tendon", "MSK ultrasound") and are unique across all tables, ignoring case;
 - a phrase that contains another one belongs to the value it is meant to name, and reading
   back always takes the longest phrase first (``"mixed cystic and solid"`` is never read as
   ``"solid"``, ``"infant breast"`` never as ``"breast"``);
@@ -62,7 +63,7 @@ ORGAN_NAMES: dict[str, tuple[str, ...]] = {
     "Fingers": ("finger", "digit", "fingers"),
     "Hip groin and buttock": ("hip", "groin", "buttock", "inguinal region", "hip joint"),
     "Knee": ("knee", "knee joint", "popliteal fossa", "patellar tendon"),
-    "Ankle": ("ankle", "ankle joint", "achilles tendon"),
+    "Ankle": ("ankle", "ankle joint", "Achilles tendon"),
     "Foot": ("foot", "plantar fascia", "forefoot", "dorsum of the foot"),
     "Peripheral nerves": ("peripheral nerve", "median nerve", "ulnar nerve", "nerve"),
     "Soft tissues": ("soft tissues", "subcutaneous tissue", "superficial soft tissues", "subcutis"),
@@ -87,7 +88,7 @@ ORGAN_NAMES: dict[str, tuple[str, ...]] = {
                             "superficial femoral artery"),
     "Peripheral veins": ("peripheral vein", "femoral vein", "great saphenous vein",
                          "popliteal vein"),
-    "Dialysis fistula": ("dialysis fistula", "arteriovenous fistula", "av fistula",
+    "Dialysis fistula": ("dialysis fistula", "arteriovenous fistula", "AV fistula",
                          "dialysis access"),
 }
 
@@ -103,12 +104,12 @@ SYSTEM_NAMES: dict[str, tuple[str, ...]] = {
     "Head and Neck": ("head and neck ultrasound", "head and neck sonography",
                       "neck ultrasound"),
     "Breast and Axilla": ("breast ultrasound", "breast and axilla", "breast sonography"),
-    "Musculoskeletal Joints and Tendons": ("musculoskeletal ultrasound", "msk ultrasound",
+    "Musculoskeletal Joints and Tendons": ("musculoskeletal ultrasound", "MSK ultrasound",
                                            "musculoskeletal sonography"),
     "Thorax": ("thoracic ultrasound", "chest ultrasound", "thoracic sonography"),
     "Pediatrics": ("paediatric ultrasound", "pediatric sonography", "paediatric examination"),
     "Peripheral vessels": ("peripheral vascular ultrasound", "peripheral vascular sonography",
-                           "vascular doppler study"),
+                           "vascular Doppler study"),
 }
 
 # Diagnosis: the head noun of the finding. "normal appearance" has its own phrases.
@@ -170,7 +171,7 @@ FINDING_NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
         "reduced/diminished": ("reduced vascularity", "diminished vascularity",
                                "decreased internal flow"),
         "normal/regular": ("normal vascularity", "regular vascular pattern", "normal flow"),
-        "no": ("no vascularity", "no internal flow", "no detectable colour doppler signal"),
+        "no": ("no vascularity", "no internal flow", "no detectable colour Doppler signal"),
         "increased": ("increased vascularity", "increased internal flow", "hypervascularity"),
         "indeterminate/inhomogeneous vascularity": ("inhomogeneous vascularity",
                                                     "indeterminate vascularity",
@@ -180,7 +181,7 @@ FINDING_NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def all_phrases() -> list[tuple[str, str, str]]:
-    """Every (phrase, field, value), longest phrase first (the order ``mentions`` reads in)."""
+    """Every (lower-cased phrase, field, value), longest phrase first (``mentions`` reads them)."""
     out: list[tuple[str, str, str]] = []
     out += [(p, "Organ_level", v) for v, ps in ORGAN_NAMES.items() for p in ps]
     out += [(p, "Body_system_level", v) for v, ps in SYSTEM_NAMES.items() for p in ps]
@@ -188,6 +189,7 @@ def all_phrases() -> list[tuple[str, str, str]]:
     out += [(p, "Diagnosis", "normal appearance") for p in NORMAL_PHRASES]
     for table in (ADJECTIVES, FINDING_NOUNS):
         out += [(_bare(p), f, v) for f, vals in table.items() for v, ps in vals.items() for p in ps]
+    out = [(p.lower(), f, v) for p, f, v in out]  # matching ignores case
     out.sort(key=lambda t: -len(t[0]))
     return out
 
