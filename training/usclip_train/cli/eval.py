@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <model>-eval-<split>)")
     p.add_argument("--linear-probe", action="store_true", help="also fit a linear probe on --probe-split features")
     p.add_argument("--probe-split", default="train", help="split the probe is trained on (default: train)")
+    p.add_argument("--probe-c", type=float, nargs="+", default=None,
+                   help="the probe's C values (inverse L2 strength, sklearn's C); several = a sweep "
+                        "on a held-out 20%% of the probe split (default: 0.01 0.1 1 10)")
     p.add_argument("--fields", nargs="+", default=None, help="dimensions to classify (default: all nine)")
     p.add_argument("--max-samples", type=int, default=None, help="seeded random subset of the split")
     p.add_argument("--probe-max-samples", type=int, default=None, help="seeded subset of the probe's training split")
@@ -79,7 +82,10 @@ def run(args) -> int:
     if not model_path.exists():
         raise FileNotFoundError(f"CHECKPOINT_OR_BUNDLE: {model_path} does not exist")
     out = Path(args.out) if args.out else Path(f"{model_path.name.removesuffix('.zip')}-eval-{args.split}")
-    common = dict(out_dir=out, fields=args.fields, retrieval=not args.no_retrieval,
+    from usclip_train.evaluate import ProbeConfig
+
+    probe = ProbeConfig(c_sweep=tuple(args.probe_c)) if args.probe_c else ProbeConfig()
+    common = dict(out_dir=out, probe_config=probe, fields=args.fields, retrieval=not args.no_retrieval,
                   linear_probe_split=args.probe_split if args.linear_probe else None,
                   max_samples=args.max_samples, probe_max_samples=args.probe_max_samples,
                   batch_size=args.batch_size, plots=not args.no_plots)

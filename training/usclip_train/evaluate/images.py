@@ -37,12 +37,15 @@ def stored_mask_path(image_path: str) -> Path | None:
 
 def _preprocess_op() -> Callable[..., np.ndarray]:
     try:
-        from usclip_sdk.ops import preprocess  # native fused kernel
+        from usclip_sdk.ops.preprocess import preprocess  # native fused kernel
+
+        # the face imports without the extension; a 1-pixel call proves the kernel loads
+        preprocess(np.zeros((2, 2, 3), np.uint8), size=(1, 1))
         return preprocess
-    except ImportError:
+    except ImportError as e:
         from usclip_sdk.ops.preprocess_reference import preprocess_reference
 
-        warnings.warn("usclip_sdk.ops.preprocess is not built here: evaluation images are "
+        warnings.warn(f"usclip_sdk.ops.preprocess is unavailable here ({e}): evaluation images are "
                       "preprocessed by its numpy reference (identical numbers, slower)", RuntimeWarning,
                       stacklevel=3)
         return preprocess_reference

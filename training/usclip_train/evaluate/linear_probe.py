@@ -5,11 +5,13 @@ Protocol (CLIP / CLIP_benchmark style, made deterministic):
 - per dimension, samples without a tag are dropped; a multi-tag sample's target is the
   uniform distribution over its tags (soft cross-entropy), so it is neither duplicated nor
   forced to one tag;
-- the L2 penalty is chosen from a small sweep by acc1 on a held-out part of the training
-  split (a seeded ``val_fraction`` of it, or an explicit validation split), ties going to
-  the stronger penalty; the probe is then refitted on all training samples with that penalty;
-- fitting is full-batch L-BFGS (strong Wolfe line search), which converges to the unique
-  optimum of this convex problem without learning-rate tuning;
+- the objective is scikit-learn's: ``C * sum_i CE_i + ||W||^2 / 2`` (bias not penalised);
+  C is chosen from a small sweep by acc1 on a held-out part of the training split (a seeded
+  ``val_fraction`` of it, or an explicit validation split), ties going to the smaller C
+  (stronger penalty); the probe is then refitted on all training samples with that C;
+- fitting is full-batch L-BFGS (scipy's L-BFGS-B, as sklearn's ``lbfgs`` solver) on numpy
+  float64: it converges to the unique optimum of this convex problem with no learning rate to
+  tune, and numpy BLAS stays fast on a loaded CPU where torch's thread pool of tiny ops does not;
 - the test split is scored with ``metrics.classification_metrics`` (same definitions as
   zero-shot).
 """
@@ -19,7 +21,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-import torch
 
 from .metrics import classification_metrics
 
@@ -30,46 +31,57 @@ __all__ = ["ProbeConfig", "fit_logistic", "linear_probe"]
 class ProbeConfig:
     """Settings of the probe; defaults are what ``usclip eval --linear-probe`` runs."""
 
-    l2_sweep: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)  # penalty on mean loss; ~1/(C*N) in sklearn terms
-    max_iter: int = 200           # L-BFGS iterations per fit
+    c_sweep: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strength, sklearn's C
+    max_iter: int = 500           # L-BFGS iterations per fit
     val_fraction: float = 0.2     # share of train held out for the sweep when no val split is given
     seed: int = 0                 # the held-out split's permutation
-    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.c_sweep or min(self.c_sweep) <= 0:
+            raise ValueError(f"c_sweep: expected one or more positive values, found {self.c_sweep}")
 
 
 def _soft_targets(t: np.ndarray) -> np.ndarray:
-    t = t.astype(np.float32)
+    t = t.astype(np.float64)
     return t / np.maximum(t.sum(axis=1, keepdims=True), 1.0)
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights (D x C) and bias (C) minimising soft cross-entropy + l2 * ||W||^2 / 2."""
-    d, c = x.shape[1], y.shape[1]
-    w = torch.zeros(d, c, dtype=x.dtype, device=x.device, requires_grad=True)
-    b = torch.zeros(c, dtype=x.dtype, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (D x K) and bias (K) minimising ``c * sum_i CE(y_i, softmax(x_i W + b)) + ||W||^2 / 2``.
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logp = torch.log_softmax(x @ w + b, dim=1)
-        loss = -(y * logp).sum(dim=1).mean() + 0.5 * l2 * (w * w).sum()
-        loss.backward()
-        return loss
+    ``y`` is N x K soft targets (rows sum to 1).
+    """
+    from scipy.optimize import minimize
 
-    with torch.enable_grad():
-        opt.step(closure)
-    return w.detach(), b.detach()
+    if c <= 0:
+        raise ValueError(f"c: expected > 0, found {c}")
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    d, k = x.shape[1], y.shape[1]
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d * k].reshape(d, k), theta[d * k:]
+        z = x @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = -c * float((y * logp).sum()) + 0.5 * float((w * w).sum())
+        g = c * (np.exp(logp) - y)          # dLoss/dz
+        grad = np.concatenate([(x.T @ g + w).ravel(), g.sum(axis=0)])
+        return loss, grad
+
+    res = minimize(objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": 1e-6, "ftol": 64 * np.finfo(float).eps})  # sklearn
+    return res.x[:d * k].reshape(d, k), res.x[d * k:]
 
 
-def _scores(x: torch.Tensor, wb: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
-    return (x @ wb[0] + wb[1]).cpu().numpy()
+def _scores(x: np.ndarray, wb: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return x @ wb[0] + wb[1]
 
 
-def _probe_one(xtr: torch.Tensor, ttr: np.ndarray, xte: torch.Tensor, tte: np.ndarray,
-               val: tuple[torch.Tensor, np.ndarray] | None, cfg: ProbeConfig) -> dict:
+def _probe_one(xtr: np.ndarray, ttr: np.ndarray, xte: np.ndarray, tte: np.ndarray,
+               val: tuple[np.ndarray, np.ndarray] | None, cfg: ProbeConfig) -> dict:
     keep = ttr.any(axis=1)
-    xtr, ttr = xtr[torch.from_numpy(keep).to(xtr.device)], ttr[keep]
+    xtr, ttr = xtr[keep], ttr[keep]
     present = int(ttr.any(axis=0).sum())
     if present < 2:
         return {"skipped": f"{present} class(es) with training samples; a probe needs 2"}
@@ -80,18 +92,17 @@ def _probe_one(xtr: torch.Tensor, ttr: np.ndarray, xte: torch.Tensor, tte: np.nd
         val_x, val_t, fit_x, fit_t = xtr[vi], ttr[vi], xtr[fi], ttr[fi]
     else:
         vk = val[1].any(axis=1)
-        val_x, val_t = val[0][torch.from_numpy(vk).to(xtr.device)], val[1][vk]
-        fit_x, fit_t = xtr, ttr
-    sweep = {}
-    for l2 in cfg.l2_sweep:
-        wb = fit_logistic(fit_x, torch.from_numpy(_soft_targets(fit_t)).to(xtr), l2, cfg.max_iter)
+        val_x, val_t, fit_x, fit_t = val[0][vk], val[1][vk], xtr, ttr
+    sweep: dict[float, float] = {}
+    for c in (cfg.c_sweep if len(cfg.c_sweep) > 1 else ()):  # one C: nothing to choose
+        wb = fit_logistic(fit_x, _soft_targets(fit_t), c, cfg.max_iter)
         acc = classification_metrics(_scores(val_x, wb), val_t, topk=(1,))["acc1"]
-        sweep[l2] = -1.0 if acc is None else acc
-    best = max(sweep, key=lambda k: (sweep[k], k))  # ties: stronger penalty
-    wb = fit_logistic(xtr, torch.from_numpy(_soft_targets(ttr)).to(xtr), best, cfg.max_iter)
+        sweep[c] = -1.0 if acc is None else acc
+    best = max(sweep, key=lambda c: (sweep[c], -c)) if sweep else cfg.c_sweep[0]  # ties: stronger penalty
+    wb = fit_logistic(xtr, _soft_targets(ttr), best, cfg.max_iter)
     out = classification_metrics(_scores(xte, wb), tte)
-    out["l2"] = best
-    out["val_acc1"] = {str(k): v for k, v in sweep.items()}
+    out["C"] = best
+    out["val_acc1"] = {str(c): v for c, v in sweep.items()}
     out["n_train"] = int(len(ttr))
     return out
 
@@ -109,10 +120,9 @@ def linear_probe(train_x: np.ndarray, train_targets: Mapping[str, np.ndarray],
     if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"train_x/test_x: expected 2-D arrays of equal width, found {train_x.shape} and {test_x.shape}")
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
-    dev = torch.device(config.device)
 
-    def prep(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy((a - mean) / std).to(dev, torch.float64)
+    def prep(a: np.ndarray) -> np.ndarray:
+        return (np.asarray(a, np.float64) - mean) / std
 
     xtr, xte = prep(train_x), prep(test_x)
     xval = prep(np.asarray(val[0], np.float32)) if val is not None else None

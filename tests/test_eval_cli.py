@@ -1,0 +1,64 @@
+"""``usclip eval`` on a tiny checkpoint and a tiny US-365K-layout folder: the command runs,
+writes its files, and reports the same numbers as ``evaluate()`` called from Python."""
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+pytest.importorskip("usclip_sdk.data.us365k")
+
+from _export_helpers import tiny_model  # noqa: E402
+from train_fixtures import make_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from usclip_train.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("evalcli")
+    data = make_dataset(root / "data", n=32, size=32)
+    model, spec, _ = tiny_model(root)
+    ck = save_checkpoint(root / "ck", model, spec, step=0, epoch=0)
+    return root, data, ck
+
+
+def test_cli_eval_writes_results_and_matches_python_api(tiny, capsys):
+    from usclip_sdk.cli import main
+    from usclip_train.checkpoint import load_model
+    from usclip_train.evaluate import class_weights, evaluate, from_open_clip
+
+    root, data, ck = tiny
+    out = root / "out"
+    fields = ["Diagnosis", "Echogenicity", "Margins"]
+    rc = main(["eval", str(ck), "--data", str(data), "--out", str(out), "--linear-probe", "--probe-c", "1",
+               "--fields", *fields, "--batch-size", "8", "--device", "cpu", "--no-plots"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["n_pairs"] == 4 and saved["split"] == "test"
+    assert set(saved["tasks"]) == {"zeroshot_classification", "zeroshot_retrieval", "linear_probe"}
+    zs = saved["tasks"]["zeroshot_classification"]
+    assert zs["dimensions_averaged"] == ["Diagnosis", "Echogenicity"]  # Margins untagged here
+    assert saved["tasks"]["linear_probe"]["per_dimension"]["Diagnosis"]["n_train"] == 24
+    assert printed["AvgAcc"] == pytest.approx(saved["metrics"]["AvgAcc"])
+    assert "Zero-shot classification" in (out / "report.md").read_text()
+
+    # the same numbers from Python, twice, with the class weights computed once and reused
+    model, preprocess, tokenizer = load_model(ck)
+    enc = from_open_clip(model, preprocess, tokenizer, batch_size=16)
+    w = class_weights(enc.encode_text, fields)
+    runs = [evaluate(enc, data, "test", class_weights=w) for _ in range(2)]
+    for k in ("AvgAcc", "AvgRecall", "i2t_R@1", "t2i_R@5"):
+        assert runs[0]["metrics"][k] == pytest.approx(saved["metrics"][k], abs=1e-9)
+    assert runs[0]["metrics"] == runs[1]["metrics"]
+    assert runs[1]["timing_s"]["class_weights"] < 0.01  # reused, not re-encoded
+
+
+def test_cli_eval_rejects_missing_model(tiny, capsys):
+    from usclip_sdk.cli import main
+
+    root, data, _ = tiny
+    rc = main(["eval", str(root / "nope"), "--data", str(data)])
+    assert rc == 1
+    assert "does not exist" in capsys.readouterr().err
