@@ -11,4 +11,17 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "Classifier", "Prediction"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import usclip_sdk` stays light (no onnxruntime, no native module) until used.
+    if name == "Classifier":
+        from .classifier import Classifier
+
+        return Classifier
+    if name == "Prediction":
+        from .prediction import Prediction
+
+        return Prediction
+    raise AttributeError(f"module 'usclip_sdk' has no attribute {name!r}")
