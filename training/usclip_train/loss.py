@@ -9,9 +9,9 @@ averaged over the batch rows.
 
 Distributed training ("local loss"): each rank passes its own B normalised features and a
 ``gather`` that returns every rank's features concatenated in rank order (N = world * B
-rows) *with gradient*, e.g. ``torch.distributed.nn.functional.all_gather``
-(``all_gather_with_grad`` here). A rank then computes only its B rows - its images against
-all N texts and its texts against all N images - with targets at ``rank * B + i``. Every row
+rows) *with gradient* (``all_gather_with_grad`` here). A rank then computes only its B
+rows - its images against all N texts and its texts against all N images - with targets at
+``rank * B + i``. Every row
 loss is a mean over rows, so the mean of the ranks' losses is the full N x N loss, and since
 the gather passes gradients back to their owners, DDP's gradient averaging yields exactly
 the gradient of the full-batch loss. A gather *without* gradient would silently drop the
@@ -40,14 +40,38 @@ GatherFn = Callable[[Tensor], Tensor]
 LOGIT_CLAMP = 50.0
 
 
+class _AllGatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every rank's gradient and keeps this rank's rows.
+
+    (torch.distributed.nn.functional.all_gather does the same but is deprecated in torch 2.14;
+    an all_reduce instead of a reduce_scatter also works on gloo.) Equal B on every rank.
+    """
+
+    @staticmethod
+    def forward(ctx, t: Tensor) -> Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        ctx.rank, ctx.rows = dist.get_rank(), t.shape[0]
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def all_gather_with_grad(t: Tensor) -> Tensor:
     """Concatenate ``t`` from every rank in rank order, gradients flowing back to each owner."""
     import torch.distributed as dist
-    import torch.distributed.nn.functional as dist_fn
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t
-    return torch.cat(dist_fn.all_gather(t), dim=0)
+    return _AllGatherWithGrad.apply(t)
 
 
 def _check_features(image: Tensor, text: Tensor) -> None:
