@@ -88,7 +88,10 @@ def draw_liver(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
 def draw_gallbladder(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
     draw_liver(c, rng, False)
     xmin, xmax, _, D = c.geom.bbox()
-    cx, cy = _u(rng, -10, 10), _u(rng, 50, min(80, D * 0.5))
+    # The view's depth can be as shallow as 0.88 x 100 mm, where D/2 < 50: clamp the low end
+    # so the range never inverts (unchanged for every depth >= 100 mm).
+    hi = min(80.0, D * 0.5)
+    cx, cy = _u(rng, -10, 10), _u(rng, min(50.0, hi), hi)
     a, b, ang = _u(rng, 28, 42), _u(rng, 11, 17), _u(rng, -20, 20)
     c.paint(c.mask_ellipse(cx, cy, a + 2, b + 2, ang), echo=2.6)
     c.paint(c.mask_ellipse(cx, cy, a, b, ang), echo=0.0, atten=FLUID_ATTEN)
