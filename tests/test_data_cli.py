@@ -124,3 +124,8 @@ def test_cli_end_to_end_real_engine(tmp_path):
         region = load_rgb(out / "masks" / name)[:, :, 0] > 0
         assert 0.1 < region.mean() < 0.95
     assert len({s.caption for s in ds}) == len(ds)
+    # the real engine is deterministic too: in-process, one worker, same files as the CLI's pool
+    us365k.write_dataset(tmp_path / "again", 6, 7, (1, 2), (128, 128), workers=1, progress=False)
+    for p in sorted(out.rglob("*")):
+        if p.is_file():
+            assert (tmp_path / "again" / p.relative_to(out)).read_bytes() == p.read_bytes(), p.name

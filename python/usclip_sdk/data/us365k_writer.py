@@ -239,8 +239,14 @@ class _Tables:
 def _run_cases(cfg: dict[str, Any], n_cases: int, workers: int, start_method: str):
     """Each case's records, in case order, from this process or a pool."""
     if workers == 1:
-        _init(cfg)
-        yield from map(_make_case, range(n_cases))
+        import cv2
+
+        threads = cv2.getNumThreads()
+        try:
+            _init(cfg)
+            yield from map(_make_case, range(n_cases))
+        finally:
+            cv2.setNumThreads(threads)  # leave the caller's OpenCV as it was
         return
     ctx = mp.get_context(start_method)
     chunk = max(1, min(16, n_cases // (workers * 8)))
