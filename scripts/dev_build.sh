@@ -9,4 +9,7 @@ version=$(python3 -c "import tomllib;print(tomllib.load(open('pyproject.toml','r
 cmake -S . -B "$build" -G Ninja -DPython_EXECUTABLE="$(command -v python3)" \
   -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" -DSKBUILD_PROJECT_VERSION="$version" "$@" >/dev/null
 cmake --build "$build"
-cp "$build"/_native*.so python/usclip_sdk/
+# Atomic replace: a running process keeps the old file (cp over it would crash it).
+for so in "$build"/_native*.so; do
+  cp "$so" "python/usclip_sdk/.$(basename "$so").tmp" && mv -f "python/usclip_sdk/.$(basename "$so").tmp" "python/usclip_sdk/$(basename "$so")"
+done
