@@ -150,4 +150,7 @@ def compare(fp32_onnx: str | Path, int8_onnx: str | Path, inputs: np.ndarray, la
         for k in ("fp32", "int8"):
             out[f"AvgAcc_{k}"] = zeroshot_metrics(emb[k], weights, targets, scale=logit_scale)["AvgAcc"]
         out["AvgAcc_delta_points"] = 100.0 * (out["AvgAcc_int8"] - out["AvgAcc_fp32"])
+        # how often both pick the same class, over every (frame, dimension): noise-free, unlike AvgAcc
+        same = [np.argmax(emb["fp32"] @ w.T, 1) == np.argmax(emb["int8"] @ w.T, 1) for w in weights.values()]
+        out["top1_agreement"] = float(np.mean(np.concatenate(same)))
     return out
