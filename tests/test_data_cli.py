@@ -129,3 +129,23 @@ def test_cli_end_to_end_real_engine(tmp_path):
     for p in sorted(out.rglob("*")):
         if p.is_file():
             assert (tmp_path / "again" / p.relative_to(out)).read_bytes() == p.read_bytes(), p.name
+
+
+def test_progress_bar_lines_into_a_pipe_and_silence_when_disabled():
+    import io
+
+    from usclip_sdk.data.progress import Progress
+
+    buf = io.StringIO()
+    with Progress(200, "img", "synth", stream=buf) as bar:
+        for _ in range(200):
+            bar.update()
+    lines = buf.getvalue().splitlines()
+    assert 10 <= len(lines) <= 11  # one line per tenth into a non-terminal
+    assert lines[-1].startswith("synth: 100.0%") and "200/200 img" in lines[-1]
+    quiet = io.StringIO()
+    with Progress(5, stream=quiet, enabled=False) as bar:
+        bar.update(5)
+    assert quiet.getvalue() == "" and bar.n == 5
+    with pytest.raises(ValueError, match="total"):
+        Progress(-1)
