@@ -114,6 +114,17 @@ def test_cooccurrence_hand_made_profiles():
     assert np.allclose(c.matrix("Margins"), np.eye(2))
 
 
+def test_default_blends_prior_only_where_one_exists():
+    train = _random_labels(400, 8, p=0.1)
+    co, pr = TagSimilarity.cooccurrence(train), TagSimilarity.prior()
+    d = TagSimilarity.default(train, prior_weight=0.5)
+    assert np.allclose(d.matrix("Shape"), co.matrix("Shape"))
+    for f in ("Echogenicity", "Vascularity", "Organ_level"):
+        assert np.allclose(d.matrix(f), (co.matrix(f) + pr.matrix(f)) / 2)
+    with pytest.raises(ValueError, match="fields"):
+        co.blend(pr, 0.5, fields=["Colour"])
+
+
 # -------------------------------------------------------------------- structure
 def _random_labels(b, seed, p=0.06):
     g = torch.Generator().manual_seed(seed)

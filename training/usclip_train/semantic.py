@@ -85,7 +85,7 @@ def _check_labels(labels: np.ndarray | Tensor, name: str = "labels") -> np.ndarr
     return (y > 0).astype(np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity equality, not elementwise
 class TagSimilarity:
     """One tag-by-tag similarity matrix per UDAF dimension, in ``taxonomy.FIELDS`` order.
 
