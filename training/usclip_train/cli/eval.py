@@ -5,7 +5,8 @@ linear probe) on a data set in the US-365K layout; writes results.json + report.
 into --out and prints the summary metrics (JSON with --json) on stdout.
 
 A checkpoint (a folder from ``usclip train``, or a run folder: its latest checkpoint) is
-rebuilt with ``usclip_train.checkpoint.load_model``; a bundle (folder with manifest.json, or
+rebuilt with ``usclip_train.checkpoint.load_model`` and fed the training pipeline's pixels
+(``usclip_train.data.FrameTransform``); a bundle (folder with manifest.json, or
 .zip) is run through the SDK's onnxruntime backend with its own class embeddings.
 """
 from __future__ import annotations
@@ -56,9 +57,14 @@ def _run_checkpoint(args, common: dict) -> dict:
     from usclip_train.checkpoint import load_model
     from usclip_train.evaluate import evaluate
 
+    from usclip_train.data import FrameTransform
+
     device = _device(args.device)
     model, preprocess, tokenizer = load_model(args.model, device=device, precision=args.precision)
-    return evaluate(model, args.data, args.split, preprocess=preprocess, tokenizer=tokenizer,
+    # exactly the training pixels (stored region masks when the data set has them)
+    masks = Path(args.data) / "masks"
+    transform = FrameTransform(preprocess, masks if masks.is_dir() else None)
+    return evaluate(model, args.data, args.split, image_transform=transform, tokenizer=tokenizer,
                     device=device, num_workers=args.workers, name=str(Path(args.model)), **common)
 
 

@@ -23,9 +23,9 @@ Retrieval (image i <-> text j, ``text_to_image[j]`` is the image text j was pair
   it (several when the same image appears in several pairs). Identical caption strings on
   different images are still negatives: R@k is then a lower bound, and ``n_duplicate_texts``
   is reported.
-- Rank of a query = 1 + number of non-matching candidates scoring >= the best match (ties
-  count against the query, so a collapsed model cannot score well). R@k = fraction of
-  queries with rank <= k.
+- Rank of a query = 1 + number of non-matching candidates scoring >= the best match minus
+  ``TIE_TOL`` (1e-6, float32 rounding): ties count against the query, so a collapsed model
+  cannot score well. R@k = fraction of queries with rank <= k.
 """
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 _EPS = 1e-12
+# Similarities closer than this to a query's match count as ties (float32 cosines computed
+# by different BLAS paths differ by ~1e-7); ties count against the query.
+TIE_TOL = 1e-6
 
 
 def _as_2d(name: str, x: object) -> np.ndarray:
@@ -229,21 +232,20 @@ def retrieval_ranks(image_emb: np.ndarray, text_emb: np.ndarray,
     if normalize:
         img, txt = l2_normalize(img), l2_normalize(txt)
     img, txt = np.asarray(img, np.float32), np.asarray(txt, np.float32)
+    # One pass over the image x text similarities, ``chunk`` image rows at a time: each row
+    # gives that image's rank; the same rows are counted into every text's column against
+    # the text's own score (computed up front), so the N x N matrix is multiplied once.
+    own_score = np.einsum("ij,ij->i", img[t2i], txt)
     i2t = np.zeros(len(img), dtype=np.int64)
+    ahead_t = np.zeros(len(txt), dtype=np.int64)
     for lo in range(0, len(img), chunk):
         sim = img[lo:lo + chunk] @ txt.T
         match = t2i[None, :] == np.arange(lo, lo + len(sim))[:, None]
         best = np.where(match, sim, -np.inf).max(axis=1, initial=-np.inf)
-        ahead = ((sim >= best[:, None]) & ~match).sum(axis=1)
+        ahead = ((sim >= best[:, None] - TIE_TOL) & ~match).sum(axis=1)
         i2t[lo:lo + len(sim)] = np.where(match.any(axis=1), 1 + ahead, 0)
-    t2i_rank = np.zeros(len(txt), dtype=np.int64)
-    for lo in range(0, len(txt), chunk):
-        sim = txt[lo:lo + chunk] @ img.T
-        own = t2i[lo:lo + len(sim)]
-        pos = sim[np.arange(len(sim)), own]
-        ahead = (sim >= pos[:, None]).sum(axis=1) - 1  # minus the match itself
-        t2i_rank[lo:lo + len(sim)] = 1 + ahead
-    return i2t, t2i_rank
+        ahead_t += ((sim >= own_score[None, :] - TIE_TOL) & ~match).sum(axis=0)
+    return i2t, 1 + ahead_t
 
 
 def recall_at_k(ranks: np.ndarray, ks: Iterable[int]) -> dict[int, float]:
