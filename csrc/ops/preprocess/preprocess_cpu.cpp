@@ -105,50 +105,91 @@ struct Job {
   float pad[3];  // normalised fill value, per output channel
 };
 
-// acc[0..n) (+)= w * src[0..n): the hot loop (auto-vectorised; compiled twice, see below).
+// acc[0..n) (+)= w * src[0..n): GCC vectorises this form well (pmovzx + cvt + fma), which
+// it does not for vector-extension byte->float conversions.
 template <bool Set>
 USCLIP_INLINE void axpy(float* __restrict acc, const uint8_t* __restrict src, float w,
                         int64_t n) {
   for (int64_t i = 0; i < n; ++i) acc[i] = (Set ? 0.f : acc[i]) + w * static_cast<float>(src[i]);
 }
 
-USCLIP_INLINE void add_const(float* __restrict acc, float w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w;
-}
-
-// Vertical pass for content row i of frame n into acc (crop width x C) and keep (crop width).
-USCLIP_INLINE void vertical(const Job& J, int64_t n, int i, float* __restrict acc,
-                            float* __restrict keep) {
-  const Frames& F = *J.f;
-  const Params& P = *J.p;
-  const int64_t cw = P.roi_x1 - P.roi_x0, row_len = cw * F.c;
-  const float* wy = J.fy->w.data() + static_cast<size_t>(i) * J.fy->taps;
-  const uint8_t* base = F.data + n * F.stride_n + static_cast<int64_t>(P.roi_x0) * F.c;
-  if (!J.m->data) {
-    bool first = true;
-    for (int k = 0; k < J.fy->taps; ++k) {
-      if (wy[k] == 0.f) continue;
-      const uint8_t* src = base + (P.roi_y0 + J.fy->start[i] + k) * F.stride_h;
-      if (first) axpy<true>(acc, src, wy[k], row_len);
-      else axpy<false>(acc, src, wy[k], row_len);
-      first = false;
-    }
+// acc[b..e) = sum_k w[k] * rows[k][b..e), one pass per tap over an L1-resident row.
+USCLIP_INLINE void vsum(float* __restrict acc, const uint8_t* const* rows, const float* w,
+                        int taps, int64_t b, int64_t e) {
+  if (taps == 0) {
+    std::fill(acc + b, acc + e, 0.f);
     return;
   }
-  std::fill(acc, acc + row_len, 0.f);
-  std::fill(keep, keep + cw, 0.f);
-  const uint8_t* mbase = J.m->data + n * J.m->stride_n + P.roi_x0;
-  for (int k = 0; k < J.fy->taps; ++k) {
-    if (wy[k] == 0.f) continue;
-    const int64_t y = P.roi_y0 + J.fy->start[i] + k;
-    const uint8_t* src = base + y * F.stride_h;
-    const uint8_t* mrow = mbase + y * J.m->stride_h;
-    for (int64_t a = scan_mask(mrow, 0, cw, true); a < cw;) {
-      const int64_t b = scan_mask(mrow, a, cw, false);
-      axpy<false>(acc + a * F.c, src + a * F.c, wy[k], (b - a) * F.c);
-      add_const(keep + a, wy[k], b - a);
-      a = b < cw ? scan_mask(mrow, b, cw, true) : cw;
+  axpy<true>(acc + b, rows[0] + b, w[0], e - b);
+  for (int k = 1; k < taps; ++k) axpy<false>(acc + b, rows[k] + b, w[k], e - b);
+}
+
+constexpr int kMaxFused = 64;  // taps summed per vsum call (more: accumulated in rounds)
+
+// Vertical pass for content row i of frame n into acc (crop width x C) and, with a mask,
+// keep (crop width: the weight of unmasked pixels). The mask rows of the taps are split at
+// every run boundary into segments where each tap row is wholly kept or wholly masked; a
+// segment is one vsum over its kept taps. A fan mask gives a handful of segments per row.
+USCLIP_INLINE void vertical(const Job& J, int64_t n, int i, float* __restrict acc,
+                            float* __restrict keep, std::vector<int64_t>& cuts) {
+  const Frames& F = *J.f;
+  const Params& P = *J.p;
+  const int64_t cw = P.roi_x1 - P.roi_x0, C = F.c;
+  const int T = J.fy->taps;
+  const float* wy = J.fy->w.data() + static_cast<size_t>(i) * T;
+  const uint8_t* base = F.data + n * F.stride_n + static_cast<int64_t>(P.roi_x0) * C;
+  const uint8_t* rows[kMaxFused];
+  const uint8_t* mrows[kMaxFused];
+  float w[kMaxFused];
+  const uint8_t* mbase = J.m->data ? J.m->data + n * J.m->stride_n + P.roi_x0 : nullptr;
+  for (int k0 = 0; k0 < T; k0 += kMaxFused) {
+    const bool first = k0 == 0;
+    int t = 0;
+    for (int k = k0; k < std::min(T, k0 + kMaxFused); ++k) {
+      if (wy[k] == 0.f) continue;
+      const int64_t y = P.roi_y0 + J.fy->start[i] + k;
+      rows[t] = base + y * F.stride_h;
+      mrows[t] = mbase ? mbase + y * J.m->stride_h : nullptr;
+      w[t++] = wy[k];
     }
+    if (!mbase) {
+      if (first) {
+        vsum(acc, rows, w, t, 0, cw * C);
+      } else {  // rare (> 64 taps: a > 32x downscale): add this round's partial sums
+        thread_local std::vector<float> part;
+        part.resize(static_cast<size_t>(cw * C));
+        vsum(part.data(), rows, w, t, 0, cw * C);
+        for (int64_t x = 0; x < cw * C; ++x) acc[x] += part[x];
+      }
+      continue;
+    }
+    cuts.assign({0, cw});
+    for (int k = 0; k < t; ++k)
+      for (int64_t a = 0; a < cw;) {
+        a = scan_mask(mrows[k], a, cw, mrows[k][a] == 0);  // next transition
+        if (a < cw) cuts.push_back(a);
+      }
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    thread_local std::vector<float> part;
+    if (!first) part.resize(static_cast<size_t>(cw * C));
+    float* dst = first ? acc : part.data();
+    for (size_t s = 0; s + 1 < cuts.size(); ++s) {
+      const int64_t a = cuts[s], b = cuts[s + 1];
+      const uint8_t* srows[kMaxFused];
+      float sw[kMaxFused], kept = 0;
+      int u = 0;
+      for (int k = 0; k < t; ++k)
+        if (mrows[k][a]) {
+          srows[u] = rows[k];
+          sw[u++] = w[k];
+          kept += w[k];
+        }
+      vsum(dst, srows, sw, u, a * C, b * C);
+      for (int64_t x = a; x < b; ++x) keep[x] = (first ? 0.f : keep[x]) + kept;
+    }
+    if (!first)
+      for (int64_t x = 0; x < cw * C; ++x) acc[x] += part[x];
   }
 }
 
@@ -156,6 +197,17 @@ template <typename T>
 USCLIP_INLINE void store(void* out, size_t idx, float v) {
   if constexpr (sizeof(T) == 2) static_cast<uint16_t*>(out)[idx] = to_half(v);
   else static_cast<float*>(out)[idx] = v;
+}
+
+// Four floats: one pixel's channels (C = 3 reads one float of the next pixel, unused) so
+// each tap is one load + one multiply-add instead of three (GCC/Clang vector extension:
+// SSE on x86-64, NEON on aarch64).
+typedef float v4f __attribute__((vector_size(16)));
+
+USCLIP_INLINE v4f load4(const float* p) {
+  v4f v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
 }
 
 // Horizontal pass + normalisation + store of one output row (content part).
@@ -170,11 +222,17 @@ USCLIP_INLINE void horizontal(const Job& J, int64_t n, int row, const float* __r
   for (int j = 0; j < P.place_w; ++j) {
     const float* w = J.fx->w.data() + static_cast<size_t>(j) * K;
     const float* a = acc + static_cast<int64_t>(J.fx->start[j]) * C;
-    float r = 0, g = 0, b = 0;
-    for (int k = 0; k < K; ++k) {
-      r += w[k] * a[k * C + c0];
-      g += w[k] * a[k * C + c1];
-      b += w[k] * a[k * C + c2];
+    float r, g, b;
+    if constexpr (C == 1) {
+      float s = 0;
+      for (int k = 0; k < K; ++k) s += w[k] * a[k];
+      r = g = b = s;
+    } else {
+      v4f s = {0, 0, 0, 0};
+      for (int k = 0; k < K; ++k) s += w[k] * load4(a + k * C);
+      r = s[c0];
+      g = s[c1];
+      b = s[c2];
     }
     if (keep) {
       const float* kp = keep + J.fx->start[j];
@@ -206,6 +264,7 @@ USCLIP_INLINE void rows_body(const Job& J, size_t begin, size_t end) {
   const Params& P = *J.p;
   const int64_t cw = P.roi_x1 - P.roi_x0;
   thread_local std::vector<float> acc_buf, keep_buf;
+  thread_local std::vector<int64_t> cuts;
   // +8 keeps the horizontal pass's padded taps inside the buffer for any C.
   acc_buf.resize(static_cast<size_t>(cw * J.f->c + 8));
   keep_buf.resize(static_cast<size_t>(cw + 8));
@@ -221,7 +280,7 @@ USCLIP_INLINE void rows_body(const Job& J, size_t begin, size_t end) {
     }
     pad_row<T>(J, n, row, 0, P.place_x);
     pad_row<T>(J, n, row, P.place_x + P.place_w, P.out_w);
-    vertical(J, n, i, acc, keep);
+    vertical(J, n, i, acc, keep, cuts);
     switch (J.f->c) {
       case 1: horizontal<T, 1>(J, n, row, acc, keep); break;
       case 3: horizontal<T, 3>(J, n, row, acc, keep); break;

@@ -6,7 +6,6 @@ disagree about shapes, regions, masks or defaults.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,26 +65,35 @@ def letterbox_placement(in_w: int, in_h: int, out_w: int, out_h: int):
     return (out_w - w) // 2, (out_h - h) // 2, w, h
 
 
+# Concrete types, not the numbers ABCs: isinstance against an ABC costs microseconds per call.
+_INTS = (int, np.integer)
+_REALS = (int, float, np.integer, np.floating)
+
+
 def _int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INTS):
         raise TypeError(f"{name}: expected an integer, found {value!r} ({type(value).__name__})")
     return int(value)
 
 
 def _triple(value, name: str, positive: bool = False) -> tuple[float, float, float]:
-    vals = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel() if not isinstance(
-        value, str) else None
-    if vals is None or vals.size not in (1, 3):
+    # Plain Python, not numpy: this runs three times per call and frames are small work.
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, _REALS) and not isinstance(value, bool):
+        value = (value,)
+    if (not isinstance(value, (tuple, list)) or len(value) not in (1, 3)
+            or not all(isinstance(v, _REALS) and not isinstance(v, bool) for v in value)):
         raise ValueError(f"{name}: expected a number or 3 numbers (R, G, B), found {value!r}")
-    vals = np.broadcast_to(vals, (3,))
-    if not np.all(np.isfinite(vals)) or (positive and np.any(vals <= 0)):
+    vals = tuple(float(v) for v in value) * (3 if len(value) == 1 else 1)
+    if not all(math.isfinite(v) and (v > 0 or not positive) for v in vals):
         want = "finite positive" if positive else "finite"
-        raise ValueError(f"{name}: expected {want} values, found {tuple(vals.tolist())}")
-    return tuple(float(v) for v in vals)
+        raise ValueError(f"{name}: expected {want} values, found {vals}")
+    return vals
 
 
 def _size(size) -> tuple[int, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+    if isinstance(size, _INTS) and not isinstance(size, bool):
         size = (size, size)
     if not isinstance(size, (tuple, list)) or len(size) != 2:
         raise ValueError(f"size: expected (height, width) or an int, found {size!r}")
@@ -133,10 +141,13 @@ def parse_args(frames, size, roi, mask, mean, std, color, resize, dtype, fill) -
         raise ValueError(f"color: expected 'rgb' or 'bgr', found {color!r}")
     if resize not in ("stretch", "letterbox"):
         raise ValueError(f"resize: expected 'stretch' or 'letterbox', found {resize!r}")
-    try:
-        dname = np.dtype(dtype).name
-    except TypeError:
-        dname = repr(dtype)
+    if isinstance(dtype, str) and dtype in ("float32", "float16"):
+        dname = dtype
+    else:
+        try:
+            dname = np.dtype(dtype).name
+        except TypeError:
+            dname = repr(dtype)
     if dname not in ("float32", "float16"):
         raise ValueError(f"dtype: expected 'float32' or 'float16', found {dtype!r}")
     out_h, out_w = _size(size)
