@@ -76,6 +76,10 @@ def test_contact_sheet_grid(tmp_path):
     assert tile_text(ds[0])[0] == ds[0].labels["Organ_level"][0]
     with pytest.raises(ValueError, match="empty"):
         contact_sheet([], tmp_path / "x.png")
+    from usclip_sdk.data.contact_sheet import _spread
+
+    picked = [Path(ds[int(i)].image_path).name.split("_v")[0] for i in _spread(ds, 5, 3)]
+    assert len(set(picked)) == 5  # five cases, not several views of fewer
 
 
 def _engine_available() -> bool:

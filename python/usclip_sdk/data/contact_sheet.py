@@ -6,6 +6,7 @@ what a data set holds can be checked by eye in one image.
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -48,9 +49,24 @@ def _tile(sample: Sample, tile: int, text_rows: int) -> np.ndarray:
     return out
 
 
+def _spread(samples: Sequence[Sample], k: int, seed: int) -> np.ndarray:
+    """k random samples, one per case first (views of a case are named ``<case>_v<i>``), so
+    the sheet shows k cases rather than every view of a few."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(samples))
+    seen: set[str] = set()
+    first, rest = [], []
+    for i in order:
+        case = re.sub(r"_v\d+$", "", os.path.splitext(os.path.basename(samples[int(i)].image_path))[0])
+        (rest if case in seen else first).append(int(i))
+        seen.add(case)
+    return np.sort(np.asarray((first + rest)[:k]))
+
+
 def contact_sheet(samples: Sequence[Sample], path: str | os.PathLike, n: int = 24, cols: int = 6,
                   tile: int = 200, seed: int | None = 0) -> np.ndarray:
-    """Write a PNG grid of ``n`` samples (drawn with ``seed``; None = the first n) to ``path``.
+    """Write a PNG grid of ``n`` samples (drawn with ``seed``, distinct cases first; None = the
+    first n) to ``path``.
 
     Returns the sheet as H x W x 3 uint8 RGB.
     """
@@ -61,10 +77,7 @@ def contact_sheet(samples: Sequence[Sample], path: str | os.PathLike, n: int = 2
     if len(samples) == 0:
         raise ValueError("samples: empty, nothing to show")
     k = min(n, len(samples))
-    if seed is None:
-        idx = np.arange(k)
-    else:
-        idx = np.sort(np.random.default_rng(seed).choice(len(samples), k, replace=False))
+    idx = np.arange(k) if seed is None else _spread(samples, k, seed)
     rows = max(len(tile_text(samples[int(i)])) for i in idx)
     tiles = [_tile(samples[int(i)], tile, rows) for i in idx]
     cols = min(cols, k)
