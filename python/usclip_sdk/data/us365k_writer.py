@@ -36,8 +36,9 @@ __all__ = ["write_dataset", "WriteSummary", "SPLITS", "split_cases", "media_name
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_STREAM = 0x5B1175  # spawn key of the stream that shuffles cases into splits
-_OUTPUTS = ("images", "masks", "train.jsonl", "valid.jsonl", "test.jsonl", "full_data.json",
-            "cases.jsonl", "dataset.json")
+_TABLES = ("train.jsonl", "valid.jsonl", "test.jsonl", "full_data.json", "cases.jsonl")
+# Everything the writer may leave in a folder (temp tables too, if a run was killed).
+_OUTPUTS = ("images", "masks", "dataset.json") + _TABLES + tuple(t + ".tmp" for t in _TABLES)
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,7 @@ class _Tables:
 
     def __init__(self, out: Path, split_of: list[str]):
         self.out, self.split_of = out, split_of
-        names = [f"{s}.jsonl" for s in SPLITS] + ["full_data.json", "cases.jsonl"]
-        self.fh = {n: open(out / (n + ".tmp"), "w", encoding="utf-8") for n in names}
+        self.fh = {n: open(out / (n + ".tmp"), "w", encoding="utf-8") for n in _TABLES}
         self.per_split = {s: 0 for s in SPLITS}
         self.n = 0
 
