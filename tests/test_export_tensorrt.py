@@ -277,6 +277,11 @@ def test_cli_without_tensorrt_prints_trtexec_and_exits_nonzero(tmp_path, monkeyp
     rc = cli_main(["build-engine", str(path), "--precision", "fp16", "--trt-major", "11", "--target", "x86"])
     out, _ = capsys.readouterr()
     assert rc == 3 and "--stronglyTyped" in out and "image_encoder_fp16.onnx" in out
+    zpath = fake_bundle(tmp_path, name="z", image_precisions=("fp32", "fp16"), as_zip=True)
+    assert cli_main(["build-engine", str(zpath), "--precision", "fp16"]) == 3
+    onnx_arg = next(c for c in shlex.split(capsys.readouterr().out) if c.startswith("--onnx="))[7:]
+    with Bundle.open(zpath) as b:  # the zip's temp folder is gone; the printed file survives, same bytes
+        assert open(onnx_arg, "rb").read() == b.encoder_path("image").read_bytes()
 
 
 def test_cli_adopt_then_cache_hit(tmp_path, monkeypatch, capsys):

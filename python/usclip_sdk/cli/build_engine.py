@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["register", "run", "EXIT_NO_TENSORRT"]
@@ -63,6 +65,11 @@ def _print_trtexec(bundle, towers, args, profile, cache: Path) -> int:
           f"(TensorRT {args.trt_major}.x, {args.target}), then register each engine with --adopt:", file=sys.stderr)
     for tower in towers:
         plan = plan_build(bundle, tower, args.precision, profile, flavour)
+        if bundle.source.is_file():  # a .zip: its files live in a temp folder removed on exit
+            keep = cache / "onnx" / plan.onnx_path.name
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(plan.onnx_path, keep)
+            plan = replace(plan, onnx_path=keep)
         engine = cache / f"{tower}-{args.precision}-b{profile.min}_{profile.opt}_{profile.max}-trtexec.engine"
         tc = (args.timing_cache or str(cache / "timing.cache")) if args.timing_cache is not None else None
         print(shlex.join(trtexec_command(plan, engine, target=args.target, workspace_mb=args.workspace,

@@ -62,11 +62,14 @@ def bundle_class_embeddings(model: torch.nn.Module, tokenizer) -> np.ndarray:
 
 def quantize_text_int8(src: str | Path, dst: str | Path) -> Path:
     """Dynamic int8 quantisation (weights int8, activations quantised at run time) of a text
-    encoder: MatMul weights and the word-embedding Gather, which is most of MiniLM's bytes."""
+    encoder: MatMul weights and the word-embedding Gather, which is most of MiniLM's bytes.
+
+    Per-channel weight scales: per-tensor ones cost MiniLM-L6 a cosine of 0.966 (min 0.946) vs
+    fp32 on taxonomy prompts, per-channel 0.993 (min 0.988) at the same 23 MB (fp32: 91 MB)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gather"], per_channel=False)
+                     op_types_to_quantize=["MatMul", "Gather"], per_channel=True)
     return Path(dst)
 
 
