@@ -76,7 +76,9 @@ def _host(x, name: str, ndims: tuple) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _offsets(groups: tuple, k: int) -> np.ndarray:
+def _offsets(groups: tuple, types: tuple, k: int) -> np.ndarray:
+    # ``types`` is only part of the cache key: (1.0, 1.0) and (True,) hash and compare equal
+    # to (1, 1) and (1,), so without it a cached valid tuple let float/bool sizes through.
     for g in groups:
         if type(g) is bool or not isinstance(g, (int, np.integer)) or g < 1:
             raise ValueError(f"groups must be positive integer sizes, found {g!r} in {groups}")
@@ -130,7 +132,7 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     kk, d = c.shape
     _check_shapes(x.shape[1], kk, d)
     k = _topk(topk, kk)
-    offs = None if groups is None else _offsets(tuple(groups), kk)
+    offs = None if groups is None else _offsets(tuple(groups), tuple(map(type, groups)), kk)
     dots = None
     if x.shape[0] * kk * d >= BLAS_MIN_MACS:
         dots = np.matmul(x.astype(_F32, copy=False), c.astype(_F32, copy=False).T)

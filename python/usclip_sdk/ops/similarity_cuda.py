@@ -72,7 +72,7 @@ def similarity_cuda(image_emb, class_emb, scale: float, bias: float, topk, group
     kk, d = cshape
     _check_shapes(xshape[-1], kk, d)
     k = _topk(topk, kk)
-    offs = None if groups is None else _offsets(tuple(groups), kk)
+    offs = None if groups is None else _offsets(tuple(groups), tuple(map(type, groups)), kk)
     if output == "host":
         out = native().similarity_cuda(x, c, scale, bias, normalize, k, offs, st, ordinal)
         return _result(out, len(xshape) == 1)
