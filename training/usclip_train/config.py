@@ -30,6 +30,8 @@ class RunConfig:
     text_model: str | None = None       # local HF folder replacing the text tower (e.g. PubMedBERT)
     init_checkpoint: str | None = None  # open_clip checkpoint / usclip checkpoint to start from
     image_size: int | None = None       # override the config's image size (reduced-size runs)
+    context_length: int | None = None   # override the text context length (short captions)
+    lock_text: bool = False             # freeze the pretrained text transformer (LiT); its projection still trains
     # --- method (the paper's ablation axes)
     use_soft_labels: bool = True        # lambda * L_SM in the loss
     use_graph: bool = True              # attribute-graph fusion on the text side (training only)

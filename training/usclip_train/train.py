@@ -49,6 +49,8 @@ def model_spec_for(cfg: RunConfig) -> ModelSpec:
     over: dict[str, Any] = {}
     if cfg.image_size is not None:
         over["vision_cfg"] = {"image_size": int(cfg.image_size)}
+    if cfg.context_length is not None:
+        over["text_cfg"] = {"context_length": int(cfg.context_length)}
     over["text_head"] = "graph_norm" if cfg.use_graph else "none"
     return resolve_spec(cfg.model, text_model=cfg.text_model, overrides=over)
 
@@ -207,6 +209,8 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     model = build_model(spec, pretrained_text=True)
     if cfg.init_checkpoint:
         load_weights(model, cfg.init_checkpoint)
+    if cfg.lock_text:
+        model.text.transformer.requires_grad_(False)
     fusion = AttributeGraphFusion(int(spec.model_cfg["embed_dim"])) if cfg.use_graph else None
     module = TrainModule(model, fusion).to(info.device)
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
