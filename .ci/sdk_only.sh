@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The SDK alone, as a device maker installs it: `pip install .` into a fresh venv (no [train],
+# so no torch), then the shipped demo, offline. Fails if anything in the runtime needs torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .venv-sdk
+python3 -m venv .venv-sdk
+. .venv-sdk/bin/activate
+python -m pip install -q .
+if python -c "import torch" 2>/dev/null; then echo "torch leaked into the SDK install"; exit 1; fi
+cd /tmp   # run away from the source tree: only the installed package is importable
+HF_HUB_OFFLINE=1 usclip info
+HF_HUB_OFFLINE=1 usclip demo
+deactivate
