@@ -23,9 +23,9 @@ Retrieval (image i <-> text j, ``text_to_image[j]`` is the image text j was pair
   it (several when the same image appears in several pairs). Identical caption strings on
   different images are still negatives: R@k is then a lower bound, and ``n_duplicate_texts``
   is reported.
-- Rank of a query = 1 + number of non-matching candidates scoring >= the best match minus
-  ``TIE_TOL`` (1e-6, float32 rounding): ties count against the query, so a collapsed model
-  cannot score well. R@k = fraction of queries with rank <= k.
+- Rank of a query = 1 + number of non-matching candidates scoring >= the best match (ties
+  count against the query, so a collapsed model cannot score well). R@k = fraction of
+  queries with rank <= k.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ __all__ = [
 ]
 
 _EPS = 1e-12
-# Similarities closer than this to a query's match count as ties (float32 cosines computed
-# by different BLAS paths differ by ~1e-7); ties count against the query.
-TIE_TOL = 1e-6
+# Half-width of the band around a text's estimated own score inside which the comparison is
+# redone with the exact product value (float32 dot products by different paths differ ~1e-7).
+_BAND = 1e-5
 
 
 def _as_2d(name: str, x: object) -> np.ndarray:
@@ -232,19 +232,31 @@ def retrieval_ranks(image_emb: np.ndarray, text_emb: np.ndarray,
     if normalize:
         img, txt = l2_normalize(img), l2_normalize(txt)
     img, txt = np.asarray(img, np.float32), np.asarray(txt, np.float32)
-    # One pass over the image x text similarities, ``chunk`` image rows at a time: each row
-    # gives that image's rank; the same rows are counted into every text's column against
-    # the text's own score (computed up front), so the N x N matrix is multiplied once.
-    own_score = np.einsum("ij,ij->i", img[t2i], txt)
+    # One pass over the image x text similarities, ``chunk`` image rows at a time. Rows give
+    # each image's rank directly. Columns (texts) are counted against the text's own score,
+    # estimated up front (einsum); the few entries within BAND of that estimate are kept and
+    # compared at the end with the own score exactly as the matrix product computed it, so
+    # ties are decided on the same numbers as the rows (and the product is done once).
+    est = np.einsum("ij,ij->i", img[t2i], txt)
+    own = np.empty(len(txt), dtype=np.float32)
     i2t = np.zeros(len(img), dtype=np.int64)
     ahead_t = np.zeros(len(txt), dtype=np.int64)
+    band_cols, band_vals = [], []
     for lo in range(0, len(img), chunk):
         sim = img[lo:lo + chunk] @ txt.T
         match = t2i[None, :] == np.arange(lo, lo + len(sim))[:, None]
+        r, c = np.nonzero(match)
+        own[c] = sim[r, c]
         best = np.where(match, sim, -np.inf).max(axis=1, initial=-np.inf)
-        ahead = ((sim >= best[:, None] - TIE_TOL) & ~match).sum(axis=1)
+        ahead = ((sim >= best[:, None]) & ~match).sum(axis=1)
         i2t[lo:lo + len(sim)] = np.where(match.any(axis=1), 1 + ahead, 0)
-        ahead_t += ((sim >= own_score[None, :] - TIE_TOL) & ~match).sum(axis=0)
+        ahead_t += ((sim > est[None, :] + _BAND) & ~match).sum(axis=0)
+        br, bc = np.nonzero((np.abs(sim - est[None, :]) <= _BAND) & ~match)
+        band_cols.append(bc)
+        band_vals.append(sim[br, bc])
+    if band_cols:
+        bc, bv = np.concatenate(band_cols), np.concatenate(band_vals)
+        np.add.at(ahead_t, bc, (bv >= own[bc]).astype(np.int64))
     return i2t, 1 + ahead_t
 
 
