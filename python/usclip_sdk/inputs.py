@@ -46,24 +46,24 @@ def _check_array(a: Any, name: str = "frame") -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise InvalidInputError(f"{name}: expected a numpy array, a path or a DICOM dataset, "
                                 f"found {type(a).__name__}")
-    if a.dtype != np.uint8:
-        if a.dtype == np.uint16:
-            # 16-bit scanner output: rescale the used range, as a viewer would.
-            hi = int(a.max()) if a.size else 0
-            a = (a.astype(np.float32) * (255.0 / max(hi, 1))).round().astype(np.uint8)
-        else:
-            raise InvalidInputError(
-                f"{name}: expected dtype uint8 (or uint16), found {a.dtype}; convert float images "
-                "with (x * 255).clip(0, 255).astype(np.uint8) after checking they are finite")
+    if a.dtype not in (np.uint8, np.uint16):
+        raise InvalidInputError(
+            f"{name}: expected dtype uint8 (or uint16), found {a.dtype}; convert float images "
+            "with (x * 255).clip(0, 255).astype(np.uint8) after checking they are finite")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise InvalidInputError(f"{name}: expected H x W, H x W x 3 or H x W x 4, found shape {a.shape}")
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise InvalidInputError(f"{name}: empty frame of shape {a.shape}")
+    # Shape and size first: an oversized uint16 frame must be refused before it is converted.
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
         raise InvalidInputError(f"{name}: {a.shape[1]} x {a.shape[0]} pixels exceeds the limit of "
                                 f"{MAX_PIXELS} pixels")
+    if a.dtype == np.uint16:
+        # 16-bit scanner output: rescale the used range, as a viewer would.
+        hi = int(a.max())
+        a = (a.astype(np.float32) * (255.0 / max(hi, 1))).round().astype(np.uint8)
     if a.ndim == 3 and a.shape[2] == 4:
         a = a[..., :3]
     return a
