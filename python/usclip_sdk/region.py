@@ -26,18 +26,30 @@ from .errors import InvalidInputError
 
 __all__ = ["Region", "detect_region", "region_from_dicom", "full_region", "RegionTracker", "iou"]
 
-# A pixel counts as "signal" above this grey level: scanners paint the background 0..~5.
-_SIGNAL_LEVEL = 6
-# A region smaller than this fraction of the frame is not a scan (a logo, a thumbnail).
+# The longer side of the working map: boundaries need ~1 % accuracy, not every pixel.
+_WORK_SIDE = 320
+# A scan smaller than this fraction of the frame is not a scan (a logo, a thumbnail).
 _MIN_AREA_FRACTION = 0.04
-# Local 3x3 variance below which an area is flat (background, UI block), not speckle.
-_FLAT_VARIANCE = 1.0
-# A component at least this fraction of the largest one, in the same columns, is another
-# band of the same scan.
-_BAND_FRACTION = 0.1
-# Local density of textured pixels that marks the scan (text lines stay below it).
-_DENSITY = 0.7
-# Bounding-box fill above which the area is a rectangle (linear probe), not a fan.
+# Border rows/columns sampled for the screen background colour.
+_RING = 2
+# Local density of foreground pixels that marks the body of the scan (text lines stay below).
+_DENSITY = 0.6
+# A body whose most common colour covers more than this fraction of it is a flat UI block.
+_FLAT_FRACTION = 0.6
+# A row (linear) or arc (fan) of the scan is at least this fraction foreground...
+_SCAN_COVER = 0.5
+# ...and reaches both ends of the span (within this fraction of it): text and tick rows do not.
+_ANCHOR = 0.025
+# Both side edges within this |dx/dy| of vertical: a rectangle (linear probe), else a fan.
+_VERTICAL = 0.04
+# A dark band inside the scan (shadow, lung, fluid) may span up to this fraction of the body's
+# extent along the beam before the scan is considered to end there.
+_MAX_GAP = 2.5
+# An inner arc smaller than this fraction of the outer one is a sector's tip (phased array).
+_APEX_SNAP = 0.15
+# Angular resolution of the polar resampling around a fan's apex (samples per degree).
+_PER_DEGREE = 4
+# Convex-hull fill above which the fallback hull is called a rectangle.
 _RECT_FILL = 0.93
 
 
@@ -78,97 +90,254 @@ def _check(frame: np.ndarray) -> np.ndarray:
     raise InvalidInputError(f"frame: expected H x W or H x W x 3/4, found shape {frame.shape}")
 
 
-def _gray_small(frame: np.ndarray, scale: float) -> np.ndarray:
-    """Downscale first (OpenCV, fast), then take the channel maximum so Doppler colour
-    (saturated red/blue) counts as signal like the grey tissue under it."""
-    h, w = frame.shape[:2]
-    if scale < 1.0:
-        frame = cv2.resize(np.ascontiguousarray(frame), (max(8, round(w * scale)), max(8, round(h * scale))),
-                           interpolation=cv2.INTER_AREA)
-    if frame.ndim == 3:
-        frame = cv2.max(cv2.max(frame[..., 0], frame[..., 1]), frame[..., 2])
-    return frame
+def _background(frame: np.ndarray) -> tuple[tuple[int, ...], int]:
+    """The screen background colour and its noise tolerance, from the frame border.
+
+    Scanners paint the screen one flat colour (black, dark grey, dark blue...) that anything
+    drawn on it - scan, text, bars - differs from. The background is the colour found along
+    most of the border's four sides (a banner fills one side completely, the background
+    appears on all of them); colours are binned by 8 levels so that compression noise does not
+    split it. Its value is the median of its bin, its tolerance the 95th percentile of the
+    deviations (0 on a clean synthetic screen, a few levels on a compressed real one)."""
+    c = 1 if frame.ndim == 2 else frame.shape[2]
+    f = frame.reshape(frame.shape[0], frame.shape[1], c)
+    sides = [f[:_RING].reshape(-1, c), f[-_RING:].reshape(-1, c),
+             f[:, :_RING].reshape(-1, c), f[:, -_RING:].reshape(-1, c)]
+    weights = np.concatenate([np.full(len(x), 1.0 / len(x)) for x in sides])
+    ring = np.concatenate(sides).astype(np.int32)
+    packed = (ring >> 3) @ np.array([1, 32, 1024][:c], np.int32)
+    score = np.bincount(packed, weights=weights)
+    sel = packed == int(np.argmax(score))
+    bg = np.median(ring[sel], axis=0).astype(np.int32)
+    dev = np.abs(ring[sel] - bg).max(axis=1)
+    return tuple(int(v) for v in bg), min(int(np.percentile(dev, 95)) + 1 if dev.any() else 0, 12)
+
+
+def _foreground(frame: np.ndarray, s: int) -> np.ndarray:
+    """0/1 map of pixels that differ from the background, max-pooled by ``s`` (so the faint
+    noise inside a dark part of the scan survives, where averaging would erase it)."""
+    bg, tol = _background(frame)
+    lo = np.array([max(0, v - tol) for v in bg], np.uint8)
+    hi = np.array([min(255, v + tol) for v in bg], np.uint8)
+    fg = cv2.bitwise_not(cv2.inRange(frame, lo, hi))
+    if s > 1:
+        fg = cv2.dilate(fg, np.ones((s, s), np.uint8), anchor=(0, 0))[::s, ::s]
+    return (fg > 0).astype(np.uint8)
+
+
+def _core(occ: np.ndarray, sub: np.ndarray) -> np.ndarray | None:
+    """The body of the scan: the largest area densely covered with foreground that is not a
+    flat block (a banner, a button bar: one colour, where speckle takes many values).
+    ``sub`` is the frame subsampled to the shape of ``occ``."""
+    sh, sw = occ.shape
+    k = max(5, int(round(0.03 * max(sh, sw))) | 1)
+    dense = (cv2.blur(occ.astype(np.float32), (k, k)) > _DENSITY).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=4)
+    packed = sub.astype(np.int32) if sub.ndim == 2 else \
+        sub[..., 0].astype(np.int32) | (sub[..., 1].astype(np.int32) << 8) | (sub[..., 2].astype(np.int32) << 16)
+    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]):
+        if stats[i, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * sh * sw:
+            return None
+        comp = labels == i
+        _, counts = np.unique(packed[comp], return_counts=True)
+        if counts.max() <= _FLAT_FRACTION * counts.sum():
+            return comp.astype(np.uint8)
+    return None
+
+
+def _body(occ: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """The core plus the sparse foreground connected to it: the dark part of a scan (lung
+    below the pleura, shadow) keeps some noise, which a small closing joins up, so the side
+    edges of the whole scan, not just of its bright part, can be fitted."""
+    grown = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, labels = cv2.connectedComponents(grown, connectivity=8)
+    ids = np.unique(labels[core > 0])
+    return np.isin(labels, ids[ids > 0]).astype(np.uint8)
+
+
+def _fit_edge(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
+    """Robust straight line x = a * y + b through boundary points (RANSAC, then least squares
+    on the inliers): arcs at a fan's top and bottom and notches where a dark structure touches
+    the side are outliers. Returns (a, b, inlier fraction)."""
+    n = ys.size
+    if n < 8:
+        return 0.0, float(np.median(xs)) if n else 0.0, 0.0
+    rng = np.random.default_rng(0)  # deterministic: the same frame gives the same region
+    i, j = rng.integers(0, n, 96), rng.integers(0, n, 96)
+    ok = np.abs(ys[j] - ys[i]) >= max(2, (ys.max() - ys.min()) // 4)
+    i, j = i[ok], j[ok]
+    if i.size == 0:
+        return 0.0, float(np.median(xs)), 0.0
+    a = (xs[j] - xs[i]) / (ys[j] - ys[i])
+    b = xs[i] - a * ys[i]
+    inl = np.abs(xs[None, :] - (a[:, None] * ys[None, :] + b[:, None])) <= 1.5
+    m = inl[int(np.argmax(inl.sum(1)))]
+    a1, b1 = np.polyfit(ys[m], xs[m], 1)
+    return float(a1), float(b1), float(m.mean())
+
+
+def _extent(occ: np.ndarray, span: tuple[int, int], lo: int, hi: int, max_gap: int,
+            shrink: bool = True) -> tuple[int, int]:
+    """Extent [lo, hi) along axis 0 of an occupancy map whose axis 1 crosses the scan; the
+    scan spans ``span`` = [c0, c1) on axis 1.
+
+    A position (row, or arc) belongs to the scan when at least half its span is foreground,
+    it reaches both ends of the span, and it does not spill over them (a row of soft keys or a
+    separator line runs past the scan's sides). Starting from the body [lo, hi), the extent
+    grows outward across gaps of up to ``max_gap`` positions: dark bands inside the scan
+    (shadow, lung, fluid) leave gaps, but the scan continues beyond them; text and ticks never
+    span the scan from side to side. ``shrink`` lets the extent first shrink to the outermost
+    such positions inside [lo, hi) (when [lo, hi) is a body that may carry merged text)."""
+    c0, c1 = max(0, span[0]), min(occ.shape[1], span[1])
+    n = c1 - c0
+    if n <= 0:
+        return lo, hi
+    m = max(2, int(round(_ANCHOR * n)))
+    p = occ[:, c0:c1]
+    good = (p.sum(axis=1) >= _SCAN_COVER * n) & p[:, :m].any(axis=1) & p[:, -m:].any(axis=1)
+    # The spill test skips m positions past each end, so a span a little narrow still passes.
+    for side in (occ[:, max(0, c0 - 3 * m):max(0, c0 - m)], occ[:, c1 + m:c1 + 3 * m]):
+        if side.shape[1]:
+            good &= side.sum(axis=1) < 0.5 * side.shape[1]
+    idx = np.flatnonzero(good)
+    inside = idx[(idx >= lo) & (idx < hi)]
+    if not shrink or inside.size == 0:
+        a, b = lo, hi - 1
+    else:
+        a, b = int(inside[0]), int(inside[-1])
+    for t in idx[idx > b]:
+        if t - b - 1 > max_gap:
+            break
+        b = int(t)
+    for t in idx[idx < a][::-1]:
+        if a - t - 1 > max_gap:
+            break
+        a = int(t)
+    return a, b + 1
 
 
 def detect_region(frame: np.ndarray) -> Region:
     """Find the imaging region of a scanner frame automatically.
 
-    Steps: texture map (local variance: speckle varies pixel to pixel; the screen background,
-    banners and buttons are flat) -> local density of texture in a window of ~3 % of the frame
-    (speckle is dense; text strokes and scale ticks are sparse) -> the dense components that
-    belong to the scan: the largest, plus those stacked above or below it (a dark band - lung
-    A-line gaps, fluid, muscle - can split a scan into bands) -> their convex hull (fans and
-    rectangles are convex). A hull that fills its bounding box is a linear-probe rectangle.
+    1. Foreground: every pixel that differs from the screen background (the mode colour of the
+       frame border), max-pooled to ~320 px so faint noise in dark parts of the scan survives.
+    2. Body: the largest area densely covered with foreground (text, ticks and bars are thin
+       or small, so their local density stays low).
+    3. Side edges: robust straight lines through the body's left and right boundary. Both
+       vertical: a linear probe's rectangle; converging: a convex/phased fan whose apex is
+       where they meet.
+    4. Extent along the beam (rows, or arcs around the apex) and across it (columns, or rays):
+       a row/arc belongs to the scan when it is half foreground and reaches both sides, and the
+       extent grows across dark bands (shadow, lung, fluid) to the last such row/arc.
+    A frame where nothing fits falls back to the body's convex hull, then to the whole frame.
     """
     frame = _check(frame)
     h, w = frame.shape[:2]
     if h < 16 or w < 16:
         return full_region(h, w)
-    # Work on a downscaled copy: region boundaries need ~2 px accuracy, not full resolution.
-    # An integer factor keeps OpenCV's INTER_AREA on its fast path.
-    small = _gray_small(frame, 1.0 / max(1, -(-max(h, w) // 320)))
-    sh, sw = small.shape
-    f = small.astype(np.float32)
-    local_var = cv2.blur(f * f, (3, 3)) - cv2.blur(f, (3, 3)) ** 2
-    signal = (local_var > _FLAT_VARIANCE).astype(np.uint8)
-    k = max(5, int(round(0.03 * max(sh, sw))) | 1)
-    dense = (cv2.blur(signal.astype(np.float32), (k, k)) > _DENSITY).astype(np.uint8)
-    scan = _scan_components(dense, sh * sw)
-    if scan is None:
+    s = max(1, -(-max(h, w) // _WORK_SIDE))
+    occ = _foreground(frame, s)
+    core = _core(occ, frame[::s, ::s])
+    if core is None:
         return full_region(h, w)
-    # The density window moves the boundary by up to k/2; the texture itself is sharp, so
-    # intersect the dilated components with it. Opening then drops text strokes and scale
-    # ticks touching the scan (thinner than 5 px at this scale).
-    grow = cv2.dilate(scan, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    sig_closed = cv2.morphologyEx(signal, cv2.MORPH_CLOSE,
-                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    refined = cv2.morphologyEx(grow & sig_closed, cv2.MORPH_OPEN,
-                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    refined = _scan_components(refined, sh * sw) if refined.any() else None
-    if refined is None:
-        return full_region(h, w)
-    contours, _ = cv2.findContours(refined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    body = _body(occ, core)
+    rows = np.flatnonzero(body.any(axis=1))
+    body = body[rows]
+    xl = np.argmax(body, axis=1).astype(np.float64)
+    xr = (occ.shape[1] - 1 - np.argmax(body[:, ::-1], axis=1)).astype(np.float64)
+    ys = rows.astype(np.float64)
+    left, right = _fit_edge(ys, xl)[:2], _fit_edge(ys, xr)[:2]
+    if abs(left[0]) < _VERTICAL and abs(right[0]) < _VERTICAL:
+        return _rectangle(occ, rows, left, right, s, (h, w))
+    if left[0] <= -_VERTICAL and right[0] >= _VERTICAL:
+        r = _sector(occ, core, rows, left, right, s, (h, w))
+        if r is not None:
+            return r
+    return _hull_region(core, s, (h, w))
+
+
+def _rectangle(occ: np.ndarray, rows: np.ndarray, left: tuple[float, float],
+               right: tuple[float, float], s: int, shape: tuple[int, int]) -> Region:
+    """A linear probe's rectangle: side edges from the fit, then rows and columns refined on
+    the foreground (rows with gaps for dark bands; columns with only small gaps)."""
+    ym = float(rows.mean())
+    x0 = int(round(left[0] * ym + left[1]))
+    x1 = int(round(right[0] * ym + right[1])) + 1
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    gap = int(_MAX_GAP * (y1 - y0))
+    y0, y1 = _extent(occ, (x0, x1), y0, y1, gap)
+    x0, x1 = _extent(occ.T, (y0, y1), x0, x1, int(_MAX_GAP * (x1 - x0)), shrink=False)
+    y0, y1 = _extent(occ, (x0, x1), y0, y1, gap)
+    h, w = shape
+    # Max-pooling grew the foreground by up to s-1 pixels; take the middle of that range.
+    X0, Y0 = min(w - 1, x0 * s + (s - 1) // 2), min(h - 1, y0 * s + (s - 1) // 2)
+    X1, Y1 = min(w, x1 * s - (s - 1) // 2), min(h, y1 * s - (s - 1) // 2)
+    mask = np.zeros((h, w), np.uint8)
+    mask[Y0:Y1, X0:X1] = 1
+    return _to_frame_region(mask, shape, "linear")
+
+
+def _sector(occ: np.ndarray, core: np.ndarray, rows: np.ndarray, left: tuple[float, float],
+            right: tuple[float, float], s: int, shape: tuple[int, int]) -> Region | None:
+    """A convex/phased fan: apex where the side edges meet, then the radial extent (inner and
+    outer arcs) and the angular extent (side rays) refined on the foreground in polar form."""
+    (al, bl), (ar, br) = left, right
+    ay = (br - bl) / (al - ar)
+    ax = al * ay + bl
+    if ay > rows[0] + 0.5 * (rows[-1] - rows[0]):
+        return None  # the sides must meet above the body: a fan opens downward
+    sh, sw = occ.shape
+    nr = int(np.ceil(max(np.hypot(cx - ax, cy - ay) for cx in (0, sw) for cy in (0, sh)))) + 1
+    na = 360 * _PER_DEGREE
+    flags = cv2.INTER_NEAREST + cv2.WARP_POLAR_LINEAR + cv2.WARP_FILL_OUTLIERS
+    pol = cv2.warpPolar(occ, (nr, na), (ax, ay), nr, flags)
+    pcore = cv2.warpPolar(core, (nr, na), (ax, ay), nr, flags)
+    # Image angles (y down): the left edge points down-left (> 90 deg), the right down-right.
+    a0 = int(np.ceil(np.degrees(np.arctan2(1.0, ar)) * _PER_DEGREE))
+    a1 = int(np.floor(np.degrees(np.arctan2(1.0, al)) * _PER_DEGREE)) + 1
+    if a1 - a0 < 10 * _PER_DEGREE:
+        return None
+    radii = np.flatnonzero(pcore[a0:a1].any(axis=0))
+    if radii.size == 0:
+        return None
+    r0, r1 = int(radii[0]), int(radii[-1]) + 1
+    gap = int(_MAX_GAP * (r1 - r0))
+    m = _PER_DEGREE  # keep 1 degree off the side edges while measuring arcs
+    r0, r1 = _extent(pol.T, (a0 + m, a1 - m), r0, r1, gap)
+    a0, a1 = _extent(pol, (r0, r1), a0, a1, _PER_DEGREE, shrink=False)
+    r0, r1 = _extent(pol.T, (a0 + m, a1 - m), r0, r1, gap)
+    if r0 < _APEX_SNAP * r1:
+        r0 = 0  # a phased array's sector starts at a point; pooling blurs the tip
+    return _fan_region((ax, ay), (r0, r1), (a0, a1), s, shape)
+
+
+def _fan_region(apex: tuple[float, float], radii: tuple[int, int], angles: tuple[int, int],
+                s: int, shape: tuple[int, int]) -> Region:
+    """Draw the annular sector at full resolution (sub-pixel polygon)."""
+    half = (s - 1) / 2.0
+    cx, cy = apex[0] * s + half, apex[1] * s + half
+    rin = radii[0] * s + half if radii[0] > 0 else 0.0
+    rout = radii[1] * s - half
+    th = np.radians(np.linspace(angles[0] / _PER_DEGREE, (angles[1] - 1) / _PER_DEGREE, 181))
+    outer = np.stack([cx + rout * np.cos(th), cy + rout * np.sin(th)], 1)
+    inner = np.stack([cx + rin * np.cos(th[::-1]), cy + rin * np.sin(th[::-1])], 1)
+    poly = np.round(np.concatenate([outer, inner]) * 16).astype(np.int32)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [poly], 1, cv2.LINE_8, 4)
+    return _to_frame_region(mask, shape, "sector")
+
+
+def _hull_region(core: np.ndarray, s: int, shape: tuple[int, int]) -> Region:
+    """Fallback when no rectangle or fan fits: the body's convex hull."""
+    contours, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(np.concatenate(contours))
     x, y, bw, bh = cv2.boundingRect(hull)
     kind = "linear" if cv2.contourArea(hull) >= _RECT_FILL * bw * bh else "sector"
-    small_mask = np.zeros((sh, sw), np.uint8)
-    if kind == "linear":
-        small_mask[y:y + bh, x:x + bw] = 1
-    else:
-        cv2.fillConvexPoly(small_mask, hull, 1)
-    return _to_frame_region(small_mask, (h, w), kind)
-
-
-def _scan_components(binary: np.ndarray, frame_area: int) -> np.ndarray | None:
-    """The largest component plus every sizeable component stacked above or below it."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n <= 1:
-        return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    best = 1 + int(np.argmax(areas))
-    if stats[best, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * frame_area:
-        return None
-    bx0 = stats[best, cv2.CC_STAT_LEFT]
-    bx1 = bx0 + stats[best, cv2.CC_STAT_WIDTH]
-    keep = [best]
-    for i in range(1, n):
-        if i == best or stats[i, cv2.CC_STAT_AREA] < _BAND_FRACTION * stats[best, cv2.CC_STAT_AREA]:
-            continue
-        x0 = stats[i, cv2.CC_STAT_LEFT]
-        x1 = x0 + stats[i, cv2.CC_STAT_WIDTH]
-        if min(x1, bx1) - max(x0, bx0) >= 0.6 * (x1 - x0):  # lies within the scan's columns
-            keep.append(i)
-    return np.isin(labels, keep).astype(np.uint8)
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill every background area not connected to the image border."""
-    padded = np.pad(mask, 1)
-    flood = padded.copy()
-    ff_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
-    cv2.floodFill(flood, ff_mask, (0, 0), 1)
-    holes = (flood == 0)[1:-1, 1:-1]
-    return (mask | holes).astype(np.uint8)
+    small = np.zeros(core.shape, np.uint8)
+    cv2.fillConvexPoly(small, hull, 1)
+    h, w = shape
+    mask = cv2.resize(small, (core.shape[1] * s, core.shape[0] * s), interpolation=cv2.INTER_NEAREST)[:h, :w]
+    return _to_frame_region(np.ascontiguousarray(mask), shape, kind)
 
 
 def _to_frame_region(small_mask: np.ndarray, shape: tuple[int, int], kind: str) -> Region:
@@ -191,8 +360,9 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
     valid entry wins; the mask is its rectangle (DICOM regions are rectangles), intersected
     with the detected signal so a fan inside the rectangle keeps its shape.
     """
-    gray = _check(frame)
-    h, w = gray.shape[:2]
+    frame = _check(frame)
+    h, w = frame.shape[:2]
+    fg = _foreground(frame, 1)
     best: tuple[int, tuple[int, int, int, int]] | None = None
     for r in regions:
         try:
@@ -205,7 +375,7 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
         area = (x1 - x0) * (y1 - y0)
         if area < _MIN_AREA_FRACTION * h * w:
             continue
-        if float((_gray_small(gray[y0:y1, x0:x1], 1.0) > _SIGNAL_LEVEL).mean()) < min_signal * 0.5:
+        if float(fg[y0:y1, x0:x1].mean()) < min_signal * 0.5:
             continue
         if best is None or area > best[0]:
             best = (area, (x0, y0, x1, y1))
@@ -215,10 +385,14 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
     mask = np.zeros((h, w), np.uint8)
     mask[y0:y1, x0:x1] = 1
     detected = detect_region(frame)
-    inner = mask & detected.mask
-    # Keep the detected shape inside the rectangle only when detection agrees with DICOM.
-    if detected.kind != "full" and inner.sum() > 0.5 * detected.mask.sum():
-        mask = inner
+    # DICOM regions are rectangles; a fan inside one keeps its shape, but only when detection
+    # agrees with DICOM: the detected fan lies inside the rectangle and fills most of it.
+    if detected.kind == "sector":
+        dx0, dy0, dx1, dy1 = detected.bbox
+        inner = mask & detected.mask
+        if (int(inner.sum()) >= 0.9 * int(detected.mask.sum())
+                and (dx1 - dx0) * (dy1 - dy0) >= 0.7 * (x1 - x0) * (y1 - y0)):
+            mask = inner
     return _to_frame_region(mask, (h, w), "dicom")
 
 
