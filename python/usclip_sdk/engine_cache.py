@@ -18,10 +18,10 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import DeviceError, EngineError
+from .errors import DeviceError
 
 __all__ = ["Profile", "EngineKey", "GpuInfo", "parse_batch", "cache_dir_for", "engine_path",
-           "write_sidecar", "lookup", "gpu_info", "require_engine", "SIDECAR_VERSION"]
+           "write_sidecar", "lookup", "gpu_info", "SIDECAR_VERSION"]
 
 SIDECAR_VERSION = 1
 
@@ -189,9 +189,3 @@ def gpu_info() -> GpuInfo:
                           "TensorRT engines are built on the GPU they will run on")
     return info
 
-
-def require_engine(path: Path | None, reasons: list[str], what: str) -> Path:
-    """``path`` or an EngineError listing why no usable engine exists."""
-    if path is None:
-        raise EngineError(f"{what}: no usable cached engine: " + "; ".join(reasons))
-    return path
