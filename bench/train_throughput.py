@@ -65,18 +65,19 @@ def main() -> int:
     ap.add_argument("--json", default="bench/results/train_throughput.json")
     args = ap.parse_args()
     rows = []
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.models.split(","):
         for full in (False, True):
             rows.append(_one(name, full, args.batch, args.steps, args.context))
-            print(f"measured {name} {rows[-1]['objective']}", file=sys.stderr)
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            out.write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
     print(f"{'model':<12} {'objective':<16} {'img':>4} {'batch':>5} {'step s':>7} {'samples/s':>9} {'vs infonce':>10}")
     for r in rows:
         base = next(b for b in rows if b["model"] == r["model"] and b["objective"] == "infonce")
         r["ratio_vs_infonce"] = r["samples_per_s"] / base["samples_per_s"]
         print(f"{r['model']:<12} {r['objective']:<16} {r['image_size'][0]:>4} {r['batch']:>5} "
               f"{r['step_s_median']:>7.2f} {r['samples_per_s']:>9.2f} {r['ratio_vs_infonce']:>10.2f}")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                                            "load_avg": os.getloadavg()},

@@ -35,6 +35,7 @@ from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distr
 from .factory import ModelSpec, build_model, load_weights, resolve_spec, text_head_of, TextTokenizer
 
 __all__ = ["TrainModule", "TrainResult", "seed_everything", "model_spec_for", "build_similarity",
+           "cache_frozen_text",
            "param_groups", "lr_lambda", "train", "main"]
 
 
@@ -85,6 +86,42 @@ class TrainModule(nn.Module):
                 self.head.active = True
             text = self.fusion(raw, labels)
         return image, text, self.model.logit_scale.exp()
+
+
+_TEXT_CACHES: dict[tuple, dict] = {}
+
+
+def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:
+    """Memoise a frozen text transformer's hidden states per token sequence (``lock_text``).
+
+    A locked tower is a fixed function of the ids once its dropout is off, so each distinct
+    caption or prompt is encoded once per process; the trainable projection still runs every
+    step. Only ``forward`` of this instance is wrapped: parameters and state-dict keys are
+    untouched, so checkpoints are the same as without the cache. Returns the cache dict.
+    """
+    from transformers.modeling_outputs import BaseModelOutput
+
+    transformer = model.text.transformer
+    inner = transformer.forward
+    cache = {} if cache is None else cache
+
+    def forward(input_ids=None, attention_mask=None, **kw):
+        keys = [tuple(r) for r in input_ids.tolist()]
+        todo = sorted({i for i, k in enumerate(keys) if k not in cache})
+        if todo:
+            was = transformer.training
+            transformer.eval()  # no dropout: the cached value must be the function's value
+            try:
+                with torch.no_grad():
+                    out = inner(input_ids=input_ids[todo], attention_mask=attention_mask[todo])
+            finally:
+                transformer.train(was)
+            for j, i in enumerate(todo):
+                cache[keys[i]] = out.last_hidden_state[j].detach()
+        return BaseModelOutput(last_hidden_state=torch.stack([cache[k] for k in keys]))
+
+    transformer.forward = forward
+    return cache
 
 
 def build_similarity(cfg: RunConfig, train_labels: torch.Tensor):
@@ -211,6 +248,8 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
         load_weights(model, cfg.init_checkpoint)
     if cfg.lock_text:
         model.text.transformer.requires_grad_(False)
+        # Runs in one process (an ablation) share the cache: same frozen weights, same ids.
+        cache_frozen_text(model, _TEXT_CACHES.setdefault((spec.text_dir, cfg.init_checkpoint), {}))
     fusion = AttributeGraphFusion(int(spec.model_cfg["embed_dim"])) if cfg.use_graph else None
     module = TrainModule(model, fusion).to(info.device)
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
