@@ -71,6 +71,27 @@ def paired_ms(fa, fb, reps: int) -> tuple[float, float, float, float]:
             float(np.min(tb) * 1e3))
 
 
+def paired_cpu_ms(fa, fb, reps: int) -> tuple[float, float]:
+    """Median CPU time (ms, this thread) of fa and fb, both single-threaded: robust to other
+    jobs on a shared machine (time slices spent elsewhere are not counted)."""
+    threads, cv_threads = _native.native().num_threads(), cv2.getNumThreads()
+    _native.native().set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        ta, tb = [], []
+        for _ in range(reps):
+            t = time.thread_time()
+            fa()
+            ta.append(time.thread_time() - t)
+            t = time.thread_time()
+            fb()
+            tb.append(time.thread_time() - t)
+    finally:
+        _native.native().set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+    return float(np.median(ta) * 1e3), float(np.median(tb) * 1e3)
+
+
 def copy_rate_gbs() -> float:
     """Single-thread memcpy bandwidth (GB/s, read + write counted) on a 64 MB buffer."""
     src = np.ones(64 << 20, np.uint8)
@@ -102,6 +123,9 @@ def run(reps: int) -> list[dict]:
             base_ms, ours_ms, base_min, ours_min = paired_ms(
                 lambda: baseline(frame, roi, m),
                 lambda: preprocess(frame, roi=roi, mask=m, out=out), reps)
+            base_cpu, ours_cpu = paired_cpu_ms(
+                lambda: baseline(frame, roi, m),
+                lambda: preprocess(frame, roi=roi, mask=m, out=out), reps)
             cw, ch = roi[2] - roi[0], roi[3] - roi[1]
             nbytes = cw * ch * (3 + (1 if use_mask else 0)) + out.nbytes
             floor_ms = nbytes / (rate / 2 * 1e9) * 1e3  # each byte moved once
@@ -109,7 +133,8 @@ def run(reps: int) -> list[dict]:
                              baseline_ms=base_ms, usclip_ms=ours_ms,
                              speedup=base_ms / ours_ms, baseline_min_ms=base_min,
                              usclip_min_ms=ours_min, speedup_min=base_min / ours_min,
-                             floor_ms=floor_ms,
+                             baseline_cpu_ms=base_cpu, usclip_cpu_ms=ours_cpu,
+                             speedup_cpu=base_cpu / ours_cpu, floor_ms=floor_ms,
                              gap_to_floor=ours_min / floor_ms, mean_abs_diff=diff,
                              copy_gbs=rate))
     return rows
@@ -129,12 +154,13 @@ def main() -> None:
     for r in rows:
         r["threads"], r["loadavg"] = _native.native().num_threads(), load
     print(f"{'frame':>10} {'mask':>5} {'numpy+cv2 ms':>13} {'usclip ms':>10} {'speedup':>8} "
-          f"{'min: base/ours ms':>18} {'speedup':>8} {'floor ms':>9} {'x floor':>8} "
-          f"{'mean|diff|':>10}")
+          f"{'min: base/ours ms':>18} {'speedup':>8} {'1-thread CPU ms':>16} {'speedup':>8} "
+          f"{'floor ms':>9} {'x floor':>8} {'mean|diff|':>10}")
     for r in rows:
         print(f"{r['frame']:>10} {str(r['mask']):>5} {r['baseline_ms']:>13.3f} "
               f"{r['usclip_ms']:>10.3f} {r['speedup']:>7.1f}x "
               f"{r['baseline_min_ms']:>9.2f}/{r['usclip_min_ms']:<8.3f} {r['speedup_min']:>7.1f}x "
+              f"{r['baseline_cpu_ms']:>8.2f}/{r['usclip_cpu_ms']:<7.3f} {r['speedup_cpu']:>7.1f}x "
               f"{r['floor_ms']:>9.3f} "
               f"{r['gap_to_floor']:>7.1f}x {r['mean_abs_diff']:>10.4f}")
     with open(args.json, "w") as f:

@@ -272,8 +272,15 @@ USCLIP_INLINE void horizontal(const Job& J, int64_t n, int row, const float* __r
       for (int k = 0; k < K; ++k) s += w[k] * a[k];
       r = g = b = s;
     } else {
-      v4f s = {0, 0, 0, 0};
-      for (int k = 0; k < K; ++k) s += w[k] * load4(a + k * C);
+      // Two accumulators: halves the multiply-add dependency chain.
+      v4f s = {0, 0, 0, 0}, t = {0, 0, 0, 0};
+      int k = 0;
+      for (; k + 2 <= K; k += 2) {
+        s += w[k] * load4(a + k * C);
+        t += w[k + 1] * load4(a + (k + 1) * C);
+      }
+      if (k < K) s += w[k] * load4(a + k * C);
+      s += t;
       r = s[c0];
       g = s[c1];
       b = s[c2];

@@ -21,8 +21,14 @@ _KDLCUDA = 2  # DLPack device type of CUDA memory
 _DL_CODES = {"u": 1, "i": 0, "f": 2, "b": 6}  # DLPack dtype codes (uint, int, float, bool)
 
 
+_cuda_ok = False  # set once CUDA was found usable: device queries cost up to milliseconds
+
+
 def require_cuda() -> None:
     """Raise DeviceError saying why when CUDA kernels cannot run here."""
+    global _cuda_ok
+    if _cuda_ok:
+        return
     mod = native()
     if not mod.build_info()["cuda_kernels"]:
         raise DeviceError("device='cuda': this build of usclip_sdk has no CUDA kernels "
@@ -30,6 +36,7 @@ def require_cuda() -> None:
     status = mod.cuda_status()
     if not status["usable"]:
         raise DeviceError(f"device='cuda': CUDA is not usable here: {status['reason']}")
+    _cuda_ok = True
 
 
 def stream_handle(stream) -> int:
