@@ -220,6 +220,8 @@ def _iter_video(cap: Any, label: str) -> Iterator[Frame]:
 def iter_frames(source: Any) -> Iterator[Frame]:
     """Frames of a video file, a DICOM (cine) file, a camera index, an image, or an iterable."""
     if isinstance(source, int) and not isinstance(source, bool):
+        if source < 0:  # OpenCV 5 segfaults on isOpened() of a negative camera index
+            raise InvalidInputError(f"camera index: expected >= 0, found {source}")
         cap = cv2.VideoCapture(source)
         if not cap.isOpened():
             raise InvalidInputError(f"cannot open camera {source}")
