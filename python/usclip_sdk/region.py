@@ -34,6 +34,8 @@ _MIN_AREA_FRACTION = 0.04
 _RING = 2
 # Local density of foreground pixels that marks the body of the scan (text lines stay below).
 _DENSITY = 0.6
+# A rectangle's side edge is the outermost column that this fraction of the rows reach.
+_SIDE_SUPPORT = 0.15
 # A body whose most common colour covers more than this fraction of it is a flat UI block.
 _FLAT_FRACTION = 0.6
 # A row (linear) or arc (fan) of the scan is at least this fraction foreground...
@@ -119,15 +121,16 @@ def _foreground(frame: np.ndarray, s: int) -> np.ndarray:
     bg, tol = _background(frame)
     lo = np.array([max(0, v - tol) for v in bg], np.uint8)
     hi = np.array([min(255, v + tol) for v in bg], np.uint8)
-    fg = cv2.bitwise_not(cv2.inRange(frame, lo, hi))
-    if s > 1:
-        fg = cv2.dilate(fg, np.ones((s, s), np.uint8), anchor=(0, 0))[::s, ::s]
-    return (fg > 0).astype(np.uint8)
+    back = cv2.inRange(frame, lo, hi)
+    if s > 1:  # min-pooling the background = max-pooling the foreground
+        back = cv2.erode(back, np.ones((s, s), np.uint8), anchor=(0, 0))[::s, ::s]
+    return (back == 0).astype(np.uint8)
 
 
 def _core(occ: np.ndarray, sub: np.ndarray) -> np.ndarray | None:
     """The body of the scan: the largest area densely covered with foreground that is not a
-    flat block (a banner, a button bar: one colour, where speckle takes many values).
+    flat block (a banner, a button bar: one colour, where speckle takes many values; black is
+    left out of the count, since anechoic fluid is legitimately flat black).
     ``sub`` is the frame subsampled to the shape of ``occ``."""
     sh, sw = occ.shape
     k = max(5, int(round(0.03 * max(sh, sw))) | 1)
@@ -135,12 +138,16 @@ def _core(occ: np.ndarray, sub: np.ndarray) -> np.ndarray | None:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=4)
     packed = sub.astype(np.int32) if sub.ndim == 2 else \
         sub[..., 0].astype(np.int32) | (sub[..., 1].astype(np.int32) << 8) | (sub[..., 2].astype(np.int32) << 16)
+    lit = (packed & 0xF8F8F8) != 0  # some channel above 7
     for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]):
         if stats[i, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * sh * sw:
             return None
         comp = labels == i
-        _, counts = np.unique(packed[comp], return_counts=True)
-        if counts.max() <= _FLAT_FRACTION * counts.sum():
+        vals = packed[comp & lit]
+        if vals.size < 0.2 * stats[i, cv2.CC_STAT_AREA]:
+            return comp.astype(np.uint8)  # a mostly black scan (a full bladder, a cyst)
+        _, counts = np.unique(vals, return_counts=True)
+        if counts.max() <= _FLAT_FRACTION * vals.size:
             return comp.astype(np.uint8)
     return None
 
@@ -248,7 +255,7 @@ def detect_region(frame: np.ndarray) -> Region:
     ys = rows.astype(np.float64)
     left, right = _fit_edge(ys, xl)[:2], _fit_edge(ys, xr)[:2]
     if abs(left[0]) < _VERTICAL and abs(right[0]) < _VERTICAL:
-        return _rectangle(occ, rows, left, right, s, (h, w))
+        return _rectangle(occ, rows, (_outer_line(xl, -1), _outer_line(xr, 1)), s, (h, w))
     if left[0] <= -_VERTICAL and right[0] >= _VERTICAL:
         r = _sector(occ, core, rows, left, right, s, (h, w))
         if r is not None:
@@ -256,13 +263,24 @@ def detect_region(frame: np.ndarray) -> Region:
     return _hull_region(core, s, (h, w))
 
 
-def _rectangle(occ: np.ndarray, rows: np.ndarray, left: tuple[float, float],
-               right: tuple[float, float], s: int, shape: tuple[int, int]) -> Region:
-    """A linear probe's rectangle: side edges from the fit, then rows and columns refined on
-    the foreground (rows with gaps for dark bands; columns with only small gaps)."""
-    ym = float(rows.mean())
-    x0 = int(round(left[0] * ym + left[1]))
-    x1 = int(round(right[0] * ym + right[1])) + 1
+def _outer_line(xs: np.ndarray, side: int) -> int:
+    """The outermost vertical line (side -1: left, 1: right) that at least ``_SIDE_SUPPORT``
+    of the rows reach. A dark vessel or cyst touching a rectangle's side can hide the edge in
+    most rows, but the rows above and below it still reach the edge; ticks and text that touch
+    the side reach further, but in few rows and at scattered positions."""
+    cand = np.unique(np.round(xs))
+    support = (np.abs(xs[None, :] - cand[:, None]) <= 1.5).mean(axis=1)
+    ok = cand[support >= _SIDE_SUPPORT]
+    if ok.size == 0:
+        return int(np.median(xs))
+    return int(ok.max() if side > 0 else ok.min())
+
+
+def _rectangle(occ: np.ndarray, rows: np.ndarray, sides: tuple[int, int], s: int,
+               shape: tuple[int, int]) -> Region:
+    """A linear probe's rectangle: side edges ``sides`` (first and last column), then rows
+    and columns refined on the foreground, across dark bands."""
+    x0, x1 = sides[0], sides[1] + 1
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     gap = int(_MAX_GAP * (y1 - y0))
     y0, y1 = _extent(occ, (x0, x1), y0, y1, gap)
@@ -286,17 +304,20 @@ def _sector(occ: np.ndarray, core: np.ndarray, rows: np.ndarray, left: tuple[flo
     ax = al * ay + bl
     if ay > rows[0] + 0.5 * (rows[-1] - rows[0]):
         return None  # the sides must meet above the body: a fan opens downward
-    sh, sw = occ.shape
-    nr = int(np.ceil(max(np.hypot(cx - ax, cy - ay) for cx in (0, sw) for cy in (0, sh)))) + 1
-    na = 360 * _PER_DEGREE
-    flags = cv2.INTER_NEAREST + cv2.WARP_POLAR_LINEAR + cv2.WARP_FILL_OUTLIERS
-    pol = cv2.warpPolar(occ, (nr, na), (ax, ay), nr, flags)
-    pcore = cv2.warpPolar(core, (nr, na), (ax, ay), nr, flags)
     # Image angles (y down): the left edge points down-left (> 90 deg), the right down-right.
-    a0 = int(np.ceil(np.degrees(np.arctan2(1.0, ar)) * _PER_DEGREE))
-    a1 = int(np.floor(np.degrees(np.arctan2(1.0, al)) * _PER_DEGREE)) + 1
+    # Polar maps (row = angle, column = radius) cover the fan and 15 degrees either side.
+    base = int(np.floor((np.degrees(np.arctan2(1.0, ar)) - 15.0) * _PER_DEGREE))
+    top = int(np.ceil((np.degrees(np.arctan2(1.0, al)) + 15.0) * _PER_DEGREE))
+    a0, a1 = 15 * _PER_DEGREE, top - base - 15 * _PER_DEGREE
     if a1 - a0 < 10 * _PER_DEGREE:
         return None
+    sh, sw = occ.shape
+    nr = int(np.ceil(max(np.hypot(cx - ax, cy - ay) for cx in (0, sw) for cy in (0, sh)))) + 1
+    th = np.radians((base + np.arange(top - base, dtype=np.float32)) / _PER_DEGREE)[:, None]
+    rr = np.arange(nr, dtype=np.float32)[None, :]
+    mx, my = (ax + rr * np.cos(th)).astype(np.float32), (ay + rr * np.sin(th)).astype(np.float32)
+    pol = cv2.remap(occ, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    pcore = cv2.remap(core, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     radii = np.flatnonzero(pcore[a0:a1].any(axis=0))
     if radii.size == 0:
         return None
@@ -308,17 +329,23 @@ def _sector(occ: np.ndarray, core: np.ndarray, rows: np.ndarray, left: tuple[flo
     r0, r1 = _extent(pol.T, (a0 + m, a1 - m), r0, r1, gap)
     if r0 < _APEX_SNAP * r1:
         r0 = 0  # a phased array's sector starts at a point; pooling blurs the tip
-    return _fan_region((ax, ay), (r0, r1), (a0, a1), s, shape)
+    return _fan_region((ax, ay), (r0, r1), (base + a0, base + a1), s, shape)
 
 
 def _fan_region(apex: tuple[float, float], radii: tuple[int, int], angles: tuple[int, int],
                 s: int, shape: tuple[int, int]) -> Region:
-    """Draw the annular sector at full resolution (sub-pixel polygon)."""
+    """Draw the annular sector at full resolution (sub-pixel polygon).
+
+    ``radii`` and ``angles`` are [first, last + 1) polar samples that hold the scan, so its
+    edges lie half a sample further out; max-pooling grew it by (s - 1) / 2 frame pixels,
+    which comes off again (measured on synthetic fans: edges within ~1 px, no outward bias)."""
     half = (s - 1) / 2.0
     cx, cy = apex[0] * s + half, apex[1] * s + half
-    rin = radii[0] * s + half if radii[0] > 0 else 0.0
-    rout = radii[1] * s - half
-    th = np.radians(np.linspace(angles[0] / _PER_DEGREE, (angles[1] - 1) / _PER_DEGREE, 181))
+    rin = (radii[0] - 0.5) * s + half if radii[0] > 0 else 0.0
+    rout = (radii[1] - 0.5) * s - half
+    trim = np.degrees(half / max(rout, 1.0)) * 2.0  # the pooling growth, at mid radius
+    th = np.radians(np.linspace((angles[0] - 0.5) / _PER_DEGREE + trim,
+                                (angles[1] - 0.5) / _PER_DEGREE - trim, 181))
     outer = np.stack([cx + rout * np.cos(th), cy + rout * np.sin(th)], 1)
     inner = np.stack([cx + rin * np.cos(th[::-1]), cy + rin * np.sin(th[::-1])], 1)
     poly = np.round(np.concatenate([outer, inner]) * 16).astype(np.int32)
