@@ -55,7 +55,7 @@ class OnnxRuntimeBackend:
         self.providers = providers_for(device)
         self.precision = self._pick_precision(bundle, precision)
         self.threads = threads
-        self._image = self._session(bundle.encoder_path("image", self.precision))
+        self._image = self._session(bundle.encoder_path("image", self.precision), self.precision)
         spec = bundle.encoder("image", self.precision)
         self._image_input = spec.inputs[0].name
         self.input_dtype = np.dtype(spec.inputs[0].dtype)
@@ -73,11 +73,15 @@ class OnnxRuntimeBackend:
             raise BundleError(f"precision: the bundle has image encoders {list(have)}, not {precision!r}")
         return precision
 
-    def _session(self, path: os.PathLike):
+    def _session(self, path: os.PathLike, precision: str = "fp32"):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime 1.32's full (layout) optimisation crashes on fp16 graphs on the CPU
+        # provider; extended optimisation is safe for them and keeps the fusions that matter.
+        level = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision == "fp16"
+                 else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        opts.graph_optimization_level = level
         if self.threads:
             opts.intra_op_num_threads = int(self.threads)
         opts.log_severity_level = 3
@@ -95,7 +99,7 @@ class OnnxRuntimeBackend:
             if self._text is None:
                 have = self.bundle.precisions("text")
                 prec = next((p for p in ("fp32", "int8", "fp16") if p in have), have[0])
-                self._text = (self._session(self.bundle.encoder_path("text", prec)),
+                self._text = (self._session(self.bundle.encoder_path("text", prec), prec),
                               self.bundle.encoder("text", prec))
             return self._text
 

@@ -1,8 +1,9 @@
 """TensorRT backend (TensorRT 10.x and 11.x): the fast path on Jetson and x86 GPUs.
 
 - Engines come from ``usclip build-engine`` and live in the engine cache beside the bundle,
-  keyed by ONNX sha256, TensorRT version, GPU and precision; a stale or foreign engine is
-  never used (see usclip_sdk.engine_cache).
+  keyed by ONNX sha256, TensorRT version, GPU, precision and batch profile; a stale or foreign
+  engine is never used: it is rebuilt where TensorRT's builder is present, else refused with
+  the trtexec line that builds it (usclip_sdk.engine_build.ensure_engine).
 - Execution uses the name-based API common to 10 and 11: ``set_input_shape``,
   ``set_tensor_address``, ``execute_async_v3`` on a private stream.
 - Device buffers are allocated once for the profile's maximum batch; the output is copied into
@@ -70,23 +71,26 @@ class TensorRTBackend:
     """The image encoder as a TensorRT engine (text encoding stays on onnxruntime)."""
 
     def __init__(self, bundle: Bundle, precision: str = "auto", engine: str | None = None,
-                 build: bool = True, use_cuda_graphs: bool = True, **_: Any):
+                 batch: str = "1,1,8", build: bool = True, use_cuda_graphs: bool = True, **_: Any):
         reason = unavailable_reason()
         if reason:
             raise BackendUnavailableError(f"tensorrt backend unavailable: {reason}")
         import tensorrt as trt
 
-        from .. import engine_cache
+        from ..engine_build import ensure_engine
+        from ..engine_cache import parse_batch
         from ..ops._native import native
 
         self._trt, self._n = trt, native()
         self.bundle = bundle
-        path = engine or engine_cache.engine_for(bundle, tower="image",
-                                                 precision=precision, build=build)
+        precision = "fp16" if precision == "auto" else precision
+        # ensure_engine checks the cache key (sidecar) and rebuilds or refuses a stale engine.
+        path = engine or ensure_engine(bundle, "image", precision, parse_batch(batch),
+                                       trt=trt, rebuild=build)
         self.engine_path = str(path)
         self._logger = trt.Logger(trt.Logger.WARNING)
         with open(path, "rb") as f:
-            blob = engine_cache.read_engine(f)  # checks the header: key, version, GPU
+            blob = f.read()
         self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(blob)
         if self._engine is None:
             raise EngineError(f"TensorRT could not deserialize {path}; rebuild it with usclip build-engine")
@@ -124,6 +128,11 @@ class TensorRTBackend:
         if not self.min_batch <= n <= self.max_batch:
             raise ValueError(f"batch {n} is outside the engine's profile [{self.min_batch}, "
                              f"{self.max_batch}]; rebuild with --batch MIN,OPT,MAX")
+
+    @property
+    def stream(self) -> int:
+        """The cudaStream_t everything of this backend is queued on."""
+        return self._stream
 
     @property
     def lock(self) -> threading.RLock:
