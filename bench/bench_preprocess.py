@@ -143,7 +143,7 @@ def run(reps: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--json", default="bench/results_preprocess.json")
+    ap.add_argument("--json", default="bench/results/preprocess.json")
     ap.add_argument("--threads", type=int, default=0, help="kernel threads (0: all cores)")
     args = ap.parse_args()
     _native.native().set_num_threads(args.threads)
