@@ -48,17 +48,20 @@ class Classifier:
     ``Classifier()`` loads the shipped default model with the best available backend;
     ``Classifier.from_bundle(path, backend=..., device=..., precision=...)`` any other bundle.
     ``region``: "auto" (DICOM regions when valid, else detection), "full" (no cropping).
+    ``threads``: onnxruntime threads; ``engine_batch``: the TensorRT engine's batch profile
+    ("MIN,OPT,MAX", as built by ``usclip build-engine --batch``).
     """
 
     def __init__(self, bundle: str | Path | Bundle | None = None, backend: str = "auto",
                  device: str = "auto", precision: str = "auto", region: str = "auto",
-                 threads: int | None = None, text_cache_size: int = 4096):
+                 threads: int | None = None, engine_batch: str = "1,1,8",
+                 text_cache_size: int = 4096):
         if region not in ("auto", "full"):
             raise ValueError(f"region: expected 'auto' or 'full', found {region!r}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
             bundle if bundle is not None else default_bundle_path())
-        kw = {"threads": threads} if threads else {}
-        self.backend = open_backend(self.bundle, backend, device, precision, **kw)
+        self.backend = open_backend(self.bundle, backend, device, precision, threads=threads,
+                                    engine_batch=engine_batch)
         self.region_mode = region
         pre = self.bundle.preprocess
         self.image_size = tuple(pre.image_size)

@@ -16,18 +16,20 @@ from .base import Backend
 __all__ = ["Backend", "open_backend", "available_backends", "BACKENDS"]
 
 
-def _open_onnxruntime(bundle: Bundle, device: str, precision: str, **kw: Any) -> Backend:
+def _open_onnxruntime(bundle: Bundle, device: str, precision: str, threads: int | None = None,
+                      **_: Any) -> Backend:
     from .onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(bundle, device=device, precision=precision, **kw)
+    return OnnxRuntimeBackend(bundle, device=device, precision=precision, threads=threads)
 
 
-def _open_tensorrt(bundle: Bundle, device: str, precision: str, **kw: Any) -> Backend:
+def _open_tensorrt(bundle: Bundle, device: str, precision: str, engine_batch: str = "1,1,8",
+                   **_: Any) -> Backend:
     from .tensorrt import TensorRTBackend
 
     if device not in ("auto", "cuda", "gpu"):
         raise BackendUnavailableError(f"the tensorrt backend runs on a CUDA GPU, not device={device!r}")
-    return TensorRTBackend(bundle, precision=precision, **kw)
+    return TensorRTBackend(bundle, precision=precision, batch=engine_batch)
 
 
 BACKENDS = {"onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
@@ -46,8 +48,14 @@ def available_backends() -> dict[str, str]:
 
 
 def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
-                 precision: str = "auto", **kw: Any) -> Backend:
-    """Open ``backend`` ("auto", "onnxruntime", "tensorrt") for a bundle."""
+                 precision: str = "auto", threads: int | None = None,
+                 engine_batch: str = "1,1,8") -> Backend:
+    """Open ``backend`` ("auto", "onnxruntime", "tensorrt") for a bundle.
+
+    threads: onnxruntime intra-op threads (None = its default).
+    engine_batch: the TensorRT engine's batch profile MIN,OPT,MAX (as given to build-engine).
+    """
+    kw = {"threads": threads, "engine_batch": engine_batch}
     if backend == "auto":
         from . import tensorrt as trtb
 

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
+                   help="TensorRT engine batch profile, as given to build-engine --batch")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--iters", type=int, default=100)
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.iters < 1 or args.warmup < 0:
         raise ValueError("--batch and --iters must be >= 1 and --warmup >= 0")
     h, w = _frame_shape(args.frame)
-    clf = Classifier(args.bundle, backend=args.backend, device=args.device, precision=args.precision)
+    clf = Classifier(args.bundle, backend=args.backend, device=args.device, precision=args.precision,
+                     engine_batch=args.engine_batch)
     frames = [synthetic_screen(h, w, seed=i) for i in range(args.batch)]
     stages: dict[str, list[float]] = {}
     walls: list[float] = []

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
+                   help="TensorRT engine batch profile, as given to build-engine --batch")
     p.add_argument("--labels", nargs="+", help="custom zero-shot labels (free text)")
     p.add_argument("--every", type=int, default=1, help="videos: run the model every n-th frame")
     p.add_argument("--json", action="store_true", help="one JSON object per frame (JSON lines)")
@@ -27,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inputs import is_video_path, read_dicom
     from ._table import print_table
 
-    clf = Classifier(args.bundle, backend=args.backend, device=args.device)
+    clf = Classifier(args.bundle, backend=args.backend, device=args.device,
+                     engine_batch=args.engine_batch)
     if args.labels:
         clf.set_labels(args.labels)
     print(f"model {clf.bundle.manifest.model.name} on {clf.backend.name}", file=sys.stderr)
