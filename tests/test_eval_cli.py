@@ -62,3 +62,17 @@ def test_cli_eval_rejects_missing_model(tiny, capsys):
     rc = main(["eval", str(root / "nope"), "--data", str(data)])
     assert rc == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_trimmed_text_batches_give_the_same_embeddings(tiny):
+    from usclip_train.checkpoint import load_model
+    from usclip_train.evaluate import from_open_clip
+
+    _, _, ck = tiny
+    model, preprocess, tokenizer = load_model(ck)
+    texts = ["a cyst.", "an ultrasound image showing a mixed cystic and solid mass with posterior "
+             "acoustic shadowing and increased vascularity", "nodule"] * 3
+    a = from_open_clip(model, preprocess, tokenizer, batch_size=4).encode_text(texts)
+    b = from_open_clip(model, preprocess, tokenizer, batch_size=4, trim_padding=False).encode_text(texts)
+    assert a.shape == b.shape == (9, 16)
+    assert abs(a - b).max() < 1e-5

@@ -53,7 +53,8 @@ def _resolve_device(model: torch.nn.Module, device: str | torch.device | None) -
 def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, *,
                    device: str | torch.device | None = None, batch_size: int = 64,
                    num_workers: int = 0, amp: bool | None = None, name: str = "model",
-                   image_transform: Callable[[str], torch.Tensor] | None = None) -> Encoders:
+                   image_transform: Callable[[str], torch.Tensor] | None = None,
+                   trim_padding: bool = True) -> Encoders:
     """Encoders over an open_clip-like model.
 
     preprocess: a ``PreprocessConfig`` (the project's region-crop contract, see ``images``)
@@ -61,6 +62,8 @@ def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Call
     both, e.g. to evaluate with exactly the training data pipeline.
     device: the model is moved there once, here (default: it stays where it is).
     amp: autocast the towers (bf16, or fp16 where bf16 is unsupported); default on for CUDA.
+    trim_padding: when the tokenizer has ``pad_id``, encode texts in length-sorted batches
+    cut after their last real token (same embeddings, far less work for short prompts).
     Outputs are float32 unit rows either way.
     """
     if batch_size < 1:
@@ -91,10 +94,33 @@ def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Call
         out = [run(model.encode_image, x) for x in loader]
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
+    pad_id = getattr(tokenizer, "pad_id", None) if trim_padding else None
+
     def encode_text(texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
-        out = [run(model.encode_text, tokenizer(texts[i:i + batch_size]))
-               for i in range(0, len(texts), batch_size)]
-        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        if pad_id is None:
+            out = [run(model.encode_text, tokenizer(texts[i:i + batch_size]))
+                   for i in range(0, len(texts), batch_size)]
+            return l2_normalize(np.concatenate(out))
+        return l2_normalize(_encode_trimmed(texts))
+
+    def _encode_trimmed(texts: list[str]) -> np.ndarray:
+        # Prompts are ~12 tokens but padded to the context length (77+): batches of similar
+        # length, cut after their last real token, do several times less work. Exact for
+        # towers that mask padding (HF BERT) or slice positions (open_clip's text transformer).
+        ids = tokenizer(texts)
+        real = (ids != pad_id).long()
+        length = (real * torch.arange(1, ids.shape[1] + 1)).amax(dim=1).clamp(min=1)
+        order = torch.argsort(length, descending=True, stable=True)
+        out: np.ndarray | None = None
+        for i in range(0, len(texts), batch_size):
+            idx = order[i:i + batch_size]
+            y = run(model.encode_text, ids[idx, :int(length[idx].max())])
+            if out is None:
+                out = np.empty((len(texts), y.shape[1]), np.float32)
+            out[idx.numpy()] = y
+        return out
 
     return Encoders(encode_image=encode_image, encode_text=encode_text, name=name)
