@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from .cli.train import build_arg_parser  # the parser lives torch-free, for `usclip --help`
 from .config import RunConfig, load_run_config, parse_overrides
 from .data import Batch, FrameTransform, UltrasoundDataset, collate
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -109,16 +110,25 @@ def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:
         keys = [tuple(r) for r in input_ids.tolist()]
         todo = sorted({i for i, k in enumerate(keys) if k not in cache})
         if todo:
+            # Encode only up to the longest real sequence: trailing pads are masked out of
+            # attention, so the real positions' states do not depend on them (and pooling
+            # ignores pad positions), while the cost of a BERT layer grows with the length.
+            n = int(attention_mask[todo].sum(1).max())
             was = transformer.training
             transformer.eval()  # no dropout: the cached value must be the function's value
             try:
                 with torch.no_grad():
-                    out = inner(input_ids=input_ids[todo], attention_mask=attention_mask[todo])
+                    out = inner(input_ids=input_ids[todo, :n], attention_mask=attention_mask[todo, :n])
             finally:
                 transformer.train(was)
             for j, i in enumerate(todo):
-                cache[keys[i]] = out.last_hidden_state[j].detach()
-        return BaseModelOutput(last_hidden_state=torch.stack([cache[k] for k in keys]))
+                cache[keys[i]] = out.last_hidden_state[j, :int(attention_mask[i].sum())].detach()
+        length = input_ids.shape[1]
+        states = [cache[k] for k in keys]
+        hidden = states[0].new_zeros(len(keys), length, states[0].shape[-1])
+        for j, s in enumerate(states):
+            hidden[j, :s.shape[0]] = s
+        return BaseModelOutput(last_hidden_state=hidden)
 
     transformer.forward = forward
     return cache
@@ -416,18 +426,6 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
     finally:
         module.train()
     return dict(res["metrics"])
-
-
-def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="usclip train", description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="US-365K-layout folder (images/, train.jsonl, full_data.json)")
-    p.add_argument("--model", help="model config name (see usclip_train.factory.list_models)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints/, log.jsonl, run_config.json")
-    p.add_argument("--config", help="run config file (.json / .yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one run-config field (repeatable), e.g. --set lr=1e-4")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
-    return p
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "build_arg_parser"]
+
+
+def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The `usclip train` / `python -m usclip_train.train` arguments (no torch import here, so
+    the `usclip` command starts fast)."""
+    p = parser or argparse.ArgumentParser(prog="usclip train", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="US-365K-layout folder (images/, train.jsonl, full_data.json)")
+    p.add_argument("--model", help="model config name (see usclip_train.factory.list_models)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/, log.jsonl, run_config.json")
+    p.add_argument("--config", help="run config file (.json / .yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one run-config field (repeatable), e.g. --set lr=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    return p
 
 
 def register(subparsers) -> None:
-    from ..train import build_arg_parser
-
     p = subparsers.add_parser("train", help="train a model (Ultrasound-CLIP loss, DDP, resume)",
                               description=__doc__.splitlines()[0])
     build_arg_parser(p)
