@@ -1,4 +1,7 @@
-"""Imaging-region detection on frames with known masks (fans, rectangles, overlays)."""
+"""Imaging-region detection on frames with known masks (fans, rectangles, overlays), on the
+synthetic engine's scanner screens, and on real scanner frames (pydicom's test files)."""
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -93,3 +96,112 @@ def test_iou_and_full_region():
     assert full_region(3, 5).mask.sum() == 15
     with pytest.raises(InvalidInputError):
         iou(a, np.zeros((2, 2)))
+
+
+def linear_screen(bg: int = 0, seed: int = 1, h: int = 600, w: int = 800):
+    """A linear-probe screen whose scan has the hard parts: a flat background colour ``bg``, a
+    pure-black band across the lower scan (shadow below bone) with only a noise rim at the
+    bottom, an anechoic vessel touching the right side, depth ticks right next to the scan,
+    a top banner and a soft-key strip under the scan."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), bg, np.uint8)
+    truth = np.zeros((h, w), np.uint8)
+    y0, y1, x0, x1 = 70, 500, 180, 620
+    truth[y0:y1, x0:x1] = 1
+    scan = rng.rayleigh(55, (y1 - y0, x1 - x0)).clip(1, 255).astype(np.uint8)
+    scan[300 - y0:492 - y0] = 0  # shadow: exactly black, the colour of a black screen
+    scan[492 - y0:] = rng.integers(0, 30, (8, x1 - x0))  # the far-field noise rim
+    cv2.circle(scan, (x1 - x0, 150), 110, 0, -1)  # a vessel cut by the right side
+    img[y0:y1, x0:x1] = scan[..., None]
+    img[:40] = (40, 70, 110)  # banner
+    cv2.putText(img, "VASC L12-5  7.5MHz", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255,) * 3, 2)
+    for k in range(9):
+        cv2.line(img, (x1 + 4, y0 + 50 * k), (x1 + 14, y0 + 50 * k), (220,) * 3, 2)
+    for k in range(5):  # soft keys: flat blocks spanning past both sides of the scan
+        cv2.rectangle(img, (120 + 120 * k, 540), (220 + 120 * k, 580), (70, 80, 95), -1)
+    return img, truth
+
+
+@pytest.mark.parametrize("bg", [0, 16, 30])
+def test_linear_scan_with_dark_band_vessel_and_ui(bg):
+    img, truth = linear_screen(bg)
+    r = detect_region(img)
+    assert r.kind == "linear"
+    assert iou(r.mask, truth) > 0.97  # the shadow and the vessel stay inside, ticks/keys out
+    assert r.mask[520:].sum() == 0 and r.mask[:60].sum() == 0
+
+
+def test_fan_with_black_far_field():
+    # A convex fan whose lower half is black (lung below the pleura) down to a thin noise rim.
+    h, w = 600, 800
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    rad, th = np.hypot(xx - 400, yy + 60), np.degrees(np.arctan2(xx - 400, yy + 60))
+    truth = ((rad > 130) & (rad < 620) & (np.abs(th) < 33)).astype(np.uint8)
+    img = np.zeros((h, w, 3), np.uint8)
+    speckle = rng.rayleigh(60, (h, w)).clip(1, 255).astype(np.uint8)
+    speckle[(rad > 330) & (rad < 612)] = 0
+    img[truth > 0] = speckle[truth > 0][:, None]
+    r = detect_region(img)
+    assert r.kind == "sector" and iou(r.mask, truth) > 0.95
+
+
+def test_synthetic_scanner_screens_meet_the_goal():
+    # The issue's goal, on frames the synthetic engine renders with their true region masks:
+    # IoU >= 0.9 on >= 95 % of frames (bench/region_score.py measures it on 300 frames).
+    from usclip_sdk.data.synth import render_view, sample_case
+
+    rng = np.random.default_rng(2024)
+    ious, kinds, ms = [], [], []
+    for i in range(40):
+        case = sample_case(rng, f"t{i}")
+        frame = render_view(case, view=int(rng.integers(0, 4)), seed=int(rng.integers(1 << 30)))
+        t = time.perf_counter()
+        r = detect_region(frame.image)
+        ms.append((time.perf_counter() - t) * 1e3)
+        ious.append(iou(r.mask, frame.region_mask))
+        kinds.append((case.probe == "linear") == (r.kind == "linear"))
+    ious = np.array(ious)
+    assert (ious >= 0.9).mean() >= 0.95, sorted(ious)[:5]
+    assert ious.mean() >= 0.95 and all(kinds)
+    assert np.median(ms) < 200  # generous on a loaded CI runner; ~10-20 ms typical
+
+
+def _dicom_frame(name):
+    pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    from usclip_sdk.inputs import read_dicom
+    return read_dicom(get_testdata_file(name))[0]
+
+
+def test_real_linear_frames_exclude_text():
+    # GE lymph-node Doppler frame (the same screen at 320 x 240 and 640 x 480): the image
+    # spans the width between a text header and a "LYMPH NODE" caption.
+    for name, k in (("examples_rgb_color.dcm", 1), ("examples_jpeg2k.dcm", 2)):
+        r = detect_region(_dicom_frame(name).pixels)
+        x0, y0, x1, y1 = r.bbox
+        assert r.kind == "linear", name
+        assert 45 * k <= y0 <= 60 * k and 160 * k <= y1 <= 175 * k, (name, r.bbox)
+        assert x0 <= 10 * k and x1 >= 305 * k, (name, r.bbox)
+
+
+def test_real_fan_frames_exclude_ui():
+    pal = _dicom_frame("examples_palette.dcm").pixels  # Philips convex, mostly black fan
+    r = detect_region(pal)
+    assert r.kind == "sector"
+    assert r.mask[:60].sum() == 0 and r.mask[:, :300].sum() == 0  # banner, left text column
+    echo = _dicom_frame("examples_ybr_color.dcm").pixels  # phased cardiac, soft keys below
+    r = detect_region(echo)
+    x0, y0, x1, y1 = r.bbox
+    assert y1 <= 215 and x1 <= 285 and x0 >= 60 and 0.15 < r.area_fraction < 0.6, r.bbox
+
+
+def test_dicom_rectangle_keeps_the_detected_fan():
+    img, truth = scanner_frame(False)
+    ys, xs = np.nonzero(truth)
+    box = {"RegionLocationMinX0": int(xs.min()), "RegionLocationMinY0": int(ys.min()),
+           "RegionLocationMaxX1": int(xs.max()), "RegionLocationMaxY1": int(ys.max())}
+    r = region_from_dicom([box], img)
+    assert r is not None and r.kind == "dicom"
+    assert iou(r.mask, truth) > 0.95  # the fan, not its bounding rectangle

@@ -42,7 +42,7 @@ _FLAT_FRACTION = 0.6
 _SCAN_COVER = 0.5
 # ...and reaches both ends of the span (within this fraction of it): text and tick rows do not.
 _ANCHOR = 0.025
-# Both side edges within this |dx/dy| of vertical: a rectangle (linear probe), else a fan.
+# A side edge within this |dx/dy| of vertical: a rectangle (linear probe), else a fan.
 _VERTICAL = 0.04
 # A dark band inside the scan (shadow, lung, fluid) may span up to this fraction of the body's
 # extent along the beam before the scan is considered to end there.
@@ -153,13 +153,17 @@ def _core(occ: np.ndarray, sub: np.ndarray) -> np.ndarray | None:
 
 
 def _body(occ: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """The core plus the sparse foreground connected to it: the dark part of a scan (lung
-    below the pleura, shadow) keeps some noise, which a small closing joins up, so the side
-    edges of the whole scan, not just of its bright part, can be fitted."""
+    """The core plus the sparse foreground connected to it, below the core's top: the dark
+    part of a scan (lung below the pleura, shadow) keeps some noise, which a small closing
+    joins up, so the side edges of the whole scan, not just of its bright part, are fitted."""
     grown = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     _, labels = cv2.connectedComponents(grown, connectivity=8)
     ids = np.unique(labels[core > 0])
-    return np.isin(labels, ids[ids > 0]).astype(np.uint8)
+    body = np.isin(labels, ids[ids > 0]).astype(np.uint8)
+    # The probe face is bright, so the scan's top is in the core: never grow above it (into
+    # a banner or text block that happens to touch the scan).
+    body[:max(0, int(np.argmax(core.any(axis=1))) - 1)] = 0
+    return body
 
 
 def _fit_edge(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
@@ -253,8 +257,11 @@ def detect_region(frame: np.ndarray) -> Region:
     xl = np.argmax(body, axis=1).astype(np.float64)
     xr = (occ.shape[1] - 1 - np.argmax(body[:, ::-1], axis=1)).astype(np.float64)
     ys = rows.astype(np.float64)
-    left, right = _fit_edge(ys, xl)[:2], _fit_edge(ys, xr)[:2]
-    if abs(left[0]) < _VERTICAL and abs(right[0]) < _VERTICAL:
+    fl, fr = _fit_edge(ys, xl), _fit_edge(ys, xr)
+    left, right = fl[:2], fr[:2]
+    # The better-supported side decides: a dark structure touching one side of a rectangle
+    # can bend that side's fit, never both; a fan has no vertical side.
+    if abs((fl if fl[2] >= fr[2] else fr)[0]) < _VERTICAL:
         return _rectangle(occ, rows, (_outer_line(xl, -1), _outer_line(xr, 1)), s, (h, w))
     if left[0] <= -_VERTICAL and right[0] >= _VERTICAL:
         r = _sector(occ, core, rows, left, right, s, (h, w))
