@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from usclip_sdk import taxonomy
-from usclip_sdk.ops import similarity as sim_mod
+import importlib
+sim_mod = importlib.import_module("usclip_sdk.ops.similarity")
 from usclip_sdk.ops.similarity import similarity
 
 __all__ = ["numpy_similarity", "main"]

@@ -74,20 +74,28 @@ std::vector<float> unit_rows(const Matrix& m) {
 }
 
 // Indices of the k largest values, descending; equal values keep the lower index first.
-void top_k(const float* v, int64_t n, int64_t k, int64_t* idx, float* val) {
+void top_k(const Kernels& kr, const float* v, int64_t n, int64_t k, int64_t* idx, float* val) {
   if (k == 0) return;
   if (k <= 16) {
-    int64_t cnt = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const float x = v[j];
-      if (cnt == k && !(x > val[k - 1])) continue;  // ties never displace a lower index
-      int64_t p = cnt < k ? cnt++ : k - 1;
-      while (p > 0 && val[p - 1] < x) {
+    for (int64_t j = 0; j < k; ++j) {  // seed with the first k, insertion-sorted
+      int64_t p = j;
+      for (; p > 0 && val[p - 1] < v[j]; --p) {
         val[p] = val[p - 1];
         idx[p] = idx[p - 1];
-        --p;
       }
-      val[p] = x;
+      val[p] = v[j];
+      idx[p] = j;
+    }
+    // Then only values strictly above the current k-th can enter (ties keep the lower index);
+    // a vector compare skips the rest eight at a time.
+    for (int64_t j = kr.first_above(v, k, n, val[k - 1]); j < n;
+         j = kr.first_above(v, j + 1, n, val[k - 1])) {
+      int64_t p = k - 1;
+      for (; p > 0 && val[p - 1] < v[j]; --p) {
+        val[p] = val[p - 1];
+        idx[p] = idx[p - 1];
+      }
+      val[p] = v[j];
       idx[p] = j;
     }
     return;
@@ -114,14 +122,7 @@ struct Epilogue {
   void row(int64_t n, const float* src, float xinv) const {
     float* l = out.logits + n * K;
     float* p = out.probs + n * K;
-    const float a = opt.scale * xinv, b = opt.bias;
-    bool finite = true;
-    for (int64_t j = 0; j < K; ++j) {
-      const float v = a * src[j] * cinv[j] + b;
-      l[j] = v;
-      finite &= std::fabs(v) <= FLT_MAX;
-    }
-    if (!finite) {
+    if (!kr.affine(src, cinv, opt.scale * xinv, opt.bias, l, K)) {
       throw InputError("logits of image_emb row " + std::to_string(n) +
                        " overflow float32 (embedding magnitudes or scale too large); "
                        "normalise the embeddings or lower scale");
@@ -135,9 +136,9 @@ struct Epilogue {
     double ss[64];
     for (int64_t g = 0; g < G; ++g) {
       const int64_t o = off[g], len = off[g + 1] - off[g];
+      const float m = kr.vmax(l + o, len);
       int64_t am = o;
-      for (int64_t j = o + 1; j < o + len; ++j) am = l[j] > l[am] ? j : am;
-      const float m = l[am];
+      while (l[am] != m) ++am;  // the first maximum: ties go to the lower index
       const float s = kr.exp_shift_sum(l + o, m, p + o, len);
       const float inv = 1.0f / s;
       for (int64_t j = o; j < o + len; ++j) p[j] *= inv;
@@ -155,7 +156,7 @@ struct Epilogue {
     if (k == 0) return;
     int64_t* ti = out.topk_indices + n * k;
     float* tv = out.topk_values + n * k;
-    top_k(l, K, k, ti, tv);
+    top_k(kr, l, K, k, ti, tv);
     if (opt.groups == 0) {
       for (int64_t i = 0; i < k; ++i) tv[i] = p[ti[i]];
       return;

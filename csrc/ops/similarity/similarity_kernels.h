@@ -16,6 +16,12 @@ struct Kernels {
                float* out, int64_t ldo, float* csq);
   // sq[r - r0] = |m_r|^2 for r in [r0, r1).
   void (*sumsq)(const Matrix& m, int64_t r0, int64_t r1, float* sq);
+  // dst[i] = a * src[i] * cinv[i] + b; returns false if any result is not finite.
+  bool (*affine)(const float* src, const float* cinv, float a, float b, float* dst, int64_t n);
+  // The first i in [from, n) with p[i] > thr, or n (the top-k scan's filter).
+  int64_t (*first_above)(const float* p, int64_t from, int64_t n, float thr);
+  // max of p[0..n), n >= 1 (inputs finite).
+  float (*vmax)(const float* p, int64_t n);
   // out[i] = exp(in[i] - shift) for i < n (out may alias in); returns the sum of out.
   float (*exp_shift_sum)(const float* in, float shift, float* out, int64_t n);
 };

@@ -55,6 +55,30 @@ struct Generic {
     for (int i = 0; i < W; ++i) a.v[i] = std::exp(a.v[i]);
     return a;
   }
+  static inline reg mul(reg a, reg b) {
+    for (int i = 0; i < W; ++i) a.v[i] *= b.v[i];
+    return a;
+  }
+  static inline reg max(reg a, reg b) {
+    for (int i = 0; i < W; ++i) a.v[i] = b.v[i] > a.v[i] ? b.v[i] : a.v[i];
+    return a;
+  }
+  static inline float hmax(reg a) {
+    float m = a.v[0];
+    for (int i = 1; i < W; ++i) m = a.v[i] > m ? a.v[i] : m;
+    return m;
+  }
+  static inline reg nonfinite(reg a) {  // 1.0 where not finite (NaN compares false)
+    for (int i = 0; i < W; ++i) a.v[i] = (a.v[i] - a.v[i] == 0.0f) ? 0.0f : 1.0f;
+    return a;
+  }
+  static inline reg bor(reg a, reg b) { return add(a, b); }
+  static inline unsigned gt_mask(reg a, reg b) {
+    unsigned m = 0;
+    for (int i = 0; i < W; ++i) m |= (a.v[i] > b.v[i] ? 1u : 0u) << i;
+    return m;
+  }
+  static inline bool any(reg a) { return hsum(a) != 0.0f; }
   static inline float hsum(reg a) {
     return ((a.v[0] + a.v[4]) + (a.v[2] + a.v[6])) + ((a.v[1] + a.v[5]) + (a.v[3] + a.v[7]));
   }
@@ -97,6 +121,21 @@ struct Avx2 {
   }
   static inline float scalar(float a) { return a; }
   static inline float scalar(uint16_t h) { return _cvtsh_ss(h); }
+  static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static inline reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static inline float hmax(reg a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  // v - v is 0 for finite lanes and NaN for NaN/inf; "not equal, unordered" flags those.
+  static inline reg nonfinite(reg a) { return _mm256_cmp_ps(_mm256_sub_ps(a, a), _mm256_setzero_ps(), _CMP_NEQ_UQ); }
+  static inline reg bor(reg a, reg b) { return _mm256_or_ps(a, b); }
+  static inline unsigned gt_mask(reg a, reg b) {
+    return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)));
+  }
+  static inline bool any(reg a) { return _mm256_movemask_ps(a) != 0; }
   // Cephes-style expf for a <= 0 (inputs are logits minus their maximum): Cody-Waite range
   // reduction, degree-5 polynomial, about 1 ulp; below the smallest normal it flushes to 0.
   static inline reg exp(reg a) {
@@ -134,9 +173,12 @@ using V = Avx2;
 namespace usclip::similarity::detail {
 namespace {
 
-const Kernels kGeneric{"generic", generic::dots, generic::sumsq, generic::exp_shift_sum};
+const Kernels kGeneric{"generic", generic::dots, generic::sumsq, generic::affine, generic::first_above,
+                       generic::vmax,
+                       generic::exp_shift_sum};
 #ifdef USCLIP_SIM_X86
-const Kernels kAvx2{"avx2+fma+f16c", avx2::dots, avx2::sumsq, avx2::exp_shift_sum};
+const Kernels kAvx2{"avx2+fma+f16c", avx2::dots, avx2::sumsq, avx2::affine, avx2::first_above, avx2::vmax,
+                    avx2::exp_shift_sum};
 #endif
 
 const Kernels& choose() {

@@ -4,7 +4,8 @@
 //
 // V provides: reg, W (lanes), zero(), load(const float*), load(const uint16_t*),
 // fma(a, b, c) = a*b + c, hsum(reg), scalar(float|uint16_t), set1(float), exp(reg) for reg <= 0,
-// add(reg, reg), sub(reg, reg), store(float*, reg).
+// add(reg, reg), sub(reg, reg), mul(reg, reg), max(reg, reg), hmax(reg), store(float*, reg),
+// gt_mask(reg, reg) (bit i set where lane i of a > b), nonfinite(reg) (a reg whose lanes are nonzero where the input is NaN or +-inf), any(reg).
 
 // R image rows x S class rows of dot products over d, one pass over each row. The R*S
 // accumulators stay in registers; each loaded class vector feeds R FMAs (and its own square
@@ -135,4 +136,46 @@ static float exp_shift_sum(const float* in, float shift, float* out, int64_t n) 
     s += out[i];
   }
   return s;
+}
+
+static bool affine(const float* src, const float* cinv, float a, float b, float* dst, int64_t n) {
+  const typename V::reg va = V::set1(a), vb = V::set1(b);
+  typename V::reg bad = V::zero();
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) {
+    const typename V::reg v = V::fma(V::mul(V::load(src + i), V::load(cinv + i)), va, vb);
+    V::store(dst + i, v);
+    bad = V::bor(bad, V::nonfinite(v));
+  }
+  bool ok = !V::any(bad);
+  for (; i < n; ++i) {
+    dst[i] = src[i] * cinv[i] * a + b;
+    ok &= std::isfinite(dst[i]);
+  }
+  return ok;
+}
+
+static float vmax(const float* p, int64_t n) {
+  int64_t i = 0;
+  float m = p[0];
+  if (n >= V::W) {
+    typename V::reg acc = V::load(p);
+    for (i = V::W; i + V::W <= n; i += V::W) acc = V::max(acc, V::load(p + i));
+    m = V::hmax(acc);
+  }
+  for (; i < n; ++i) m = p[i] > m ? p[i] : m;
+  return m;
+}
+
+static int64_t first_above(const float* p, int64_t from, int64_t n, float thr) {
+  const typename V::reg t = V::set1(thr);
+  int64_t i = from;
+  for (; i + V::W <= n; i += V::W) {
+    const unsigned mask = V::gt_mask(V::load(p + i), t);
+    if (mask) return i + __builtin_ctz(mask);
+  }
+  for (; i < n; ++i) {
+    if (p[i] > thr) return i;
+  }
+  return n;
 }
