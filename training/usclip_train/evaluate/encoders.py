@@ -18,7 +18,7 @@ import torch
 from .images import image_loader
 from .metrics import l2_normalize
 
-__all__ = ["Encoders", "from_open_clip"]
+__all__ = ["Encoders", "TorchEncoders", "from_open_clip"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,67 @@ def _resolve_device(model: torch.nn.Module, device: str | torch.device | None) -
         return torch.device("cpu")
 
 
+class TorchEncoders:
+    """Batched, no-grad encoding with a torch model (what ``from_open_clip`` wraps)."""
+
+    def __init__(self, model: torch.nn.Module, load: Callable[[str], torch.Tensor], tokenizer: Callable,
+                 device: torch.device, batch_size: int, num_workers: int, amp: bool, trim_padding: bool):
+        self.model, self.load, self.tokenizer = model, load, tokenizer
+        self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
+        self.amp = amp
+        self.amp_dtype = (torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported()
+                          else torch.float16)
+        self.param_dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        self.pad_id = getattr(tokenizer, "pad_id", None) if trim_padding else None
+
+    def run(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
+        """``fn(x)`` in eval mode under inference_mode (+ autocast); the mode is restored."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                # pixels follow the model's dtype (a checkpoint loaded in fp16); token ids stay int
+                dtype = self.param_dtype if x.is_floating_point() else x.dtype
+                y = fn(x.to(self.device, dtype=dtype, non_blocking=True))
+        finally:
+            self.model.train(was_training)
+        return y.float().cpu().numpy()
+
+    def encode_image(self, paths: Sequence[str | Path]) -> np.ndarray:
+        loader = torch.utils.data.DataLoader(_ImageFiles(paths, self.load), batch_size=self.batch_size,
+                                             num_workers=self.num_workers, shuffle=False,
+                                             pin_memory=self.device.type == "cuda")
+        out = [self.run(self.model.encode_image, x) for x in loader]
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        texts, bs = list(texts), self.batch_size
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        if self.pad_id is None:
+            out = [self.run(self.model.encode_text, self.tokenizer(texts[i:i + bs]))
+                   for i in range(0, len(texts), bs)]
+            return l2_normalize(np.concatenate(out))
+        return l2_normalize(self._encode_trimmed(texts))
+
+    def _encode_trimmed(self, texts: list[str]) -> np.ndarray:
+        # Prompts are ~12 tokens but padded to the context length (77+): batches of similar
+        # length, cut after their last real token, do several times less work. Exact for
+        # towers that mask padding (HF BERT) or slice positions (open_clip's text transformer).
+        ids = self.tokenizer(texts)
+        real = (ids != self.pad_id).long()
+        length = (real * torch.arange(1, ids.shape[1] + 1)).amax(dim=1).clamp(min=1)
+        order = torch.argsort(length, descending=True, stable=True)
+        out: np.ndarray | None = None
+        for i in range(0, len(texts), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            y = self.run(self.model.encode_text, ids[idx, :int(length[idx].max())])
+            if out is None:
+                out = np.empty((len(texts), y.shape[1]), np.float32)
+            out[idx.numpy()] = y
+        return out
+
+
 def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, *,
                    device: str | torch.device | None = None, batch_size: int = 64,
                    num_workers: int = 0, amp: bool | None = None, name: str = "model",
@@ -71,56 +132,6 @@ def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Call
     dev = _resolve_device(model, device)
     model.to(dev)
     load = image_transform or image_loader(preprocess)
-    p_dtype = next((p.dtype for p in model.parameters()), torch.float32)
     use_amp = (dev.type == "cuda") if amp is None else bool(amp)
-    amp_dtype = torch.bfloat16 if dev.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-
-    def run(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                # pixels follow the model's dtype (a checkpoint loaded in fp16); token ids stay int
-                x = x.to(dev, dtype=p_dtype if x.is_floating_point() else x.dtype, non_blocking=True)
-                y = fn(x)
-        finally:
-            model.train(was_training)
-        return y.float().cpu().numpy()
-
-    def encode_image(paths: Sequence[str | Path]) -> np.ndarray:
-        loader = torch.utils.data.DataLoader(_ImageFiles(paths, load), batch_size=batch_size,
-                                             num_workers=num_workers, shuffle=False,
-                                             pin_memory=dev.type == "cuda")
-        out = [run(model.encode_image, x) for x in loader]
-        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
-
-    pad_id = getattr(tokenizer, "pad_id", None) if trim_padding else None
-
-    def encode_text(texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, 0), np.float32)
-        if pad_id is None:
-            out = [run(model.encode_text, tokenizer(texts[i:i + batch_size]))
-                   for i in range(0, len(texts), batch_size)]
-            return l2_normalize(np.concatenate(out))
-        return l2_normalize(_encode_trimmed(texts))
-
-    def _encode_trimmed(texts: list[str]) -> np.ndarray:
-        # Prompts are ~12 tokens but padded to the context length (77+): batches of similar
-        # length, cut after their last real token, do several times less work. Exact for
-        # towers that mask padding (HF BERT) or slice positions (open_clip's text transformer).
-        ids = tokenizer(texts)
-        real = (ids != pad_id).long()
-        length = (real * torch.arange(1, ids.shape[1] + 1)).amax(dim=1).clamp(min=1)
-        order = torch.argsort(length, descending=True, stable=True)
-        out: np.ndarray | None = None
-        for i in range(0, len(texts), batch_size):
-            idx = order[i:i + batch_size]
-            y = run(model.encode_text, ids[idx, :int(length[idx].max())])
-            if out is None:
-                out = np.empty((len(texts), y.shape[1]), np.float32)
-            out[idx.numpy()] = y
-        return out
-
-    return Encoders(encode_image=encode_image, encode_text=encode_text, name=name)
+    t = TorchEncoders(model, load, tokenizer, dev, batch_size, num_workers, use_amp, trim_padding)
+    return Encoders(encode_image=t.encode_image, encode_text=t.encode_text, name=name)

@@ -166,6 +166,13 @@ def _as_encoders(model: Any, preprocess: Any, tokenizer: Callable | None, **kw: 
     return from_open_clip(model, preprocess, tokenizer, **kw)
 
 
+def _probe_embeddings(enc: Encoders, data: Any, split: str, max_samples: int | None) -> tuple[SplitEmbeddings, float]:
+    if not isinstance(data, (str, Path)):
+        raise TypeError("linear_probe_split: needs data to be a US-365K root")
+    emb, t = embed_split(enc, load_samples(data, split, max_samples), with_text=False)
+    return emb, t["encode_images"]
+
+
 def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", *,
              preprocess: Any = None, tokenizer: Callable | None = None,
              image_transform: Callable | None = None,
@@ -203,12 +210,8 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
     timing.update(t)
     probe_train = None
     if linear_probe_split:
-        train_samples = load_samples(data, linear_probe_split, probe_max_samples) \
-            if isinstance(data, (str, Path)) else None
-        if train_samples is None:
-            raise TypeError("linear_probe_split: needs data to be a US-365K root")
-        probe_train, tt = embed_split(enc, train_samples, with_text=False)
-        timing["encode_probe_images"] = tt["encode_images"]
+        probe_train, timing["encode_probe_images"] = _probe_embeddings(enc, data, linear_probe_split,
+                                                                       probe_max_samples)
     t1 = time.perf_counter()
     tasks = evaluate_embeddings(emb, class_weights, ks, retrieval, probe_train, probe_config)
     timing["metrics"] = time.perf_counter() - t1
