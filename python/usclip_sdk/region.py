@@ -7,9 +7,11 @@ box (the preprocessing kernel's ``roi``) and a full-frame mask (its ``mask``: 0 
 Sources, in order of trust:
 1. the DICOM Sequence of Ultrasound Regions, when it passes validation against the frame
    (it can be stale, e.g. after a resize or a crop) - ``region_from_dicom``;
-2. automatic detection - ``detect_region``: the scan is the largest dense, textured area;
-   text and bars are sparse strokes or flat blocks. Linear probes give a rectangle,
-   convex/phased probes a fan, reconstructed as the convex hull of the detected area;
+2. automatic detection - ``detect_region``: everything that differs from the flat screen
+   background, the scan's body is its largest dense, non-flat area (text and ticks are thin,
+   banners and keys flat), and an explicit geometry is fitted to it: a rectangle for linear
+   probes, an annular sector (apex, two side rays, inner and outer arcs) for convex/phased
+   ones, extended across dark parts of the scan (docs/region.md);
 3. the whole frame, as a documented last resort (``Region.kind == "full"``).
 
 ``RegionTracker`` caches the result across the frames of a stream.
@@ -44,8 +46,8 @@ _SCAN_COVER = 0.5
 _ANCHOR = 0.025
 # A side edge within this |dx/dy| of vertical: a rectangle (linear probe), else a fan.
 _VERTICAL = 0.04
-# A dark band inside the scan (shadow, lung, fluid) may span up to this fraction of the body's
-# extent along the beam before the scan is considered to end there.
+# A dark band inside the scan (shadow, lung, fluid) may span up to this multiple of the body's
+# extent along the beam, if a row/arc spanning the scan follows it (the far-field noise rim).
 _MAX_GAP = 2.5
 # An inner arc smaller than this fraction of the outer one is a sector's tip (phased array).
 _APEX_SNAP = 0.15
@@ -234,9 +236,9 @@ def detect_region(frame: np.ndarray) -> Region:
        frame border), max-pooled to ~320 px so faint noise in dark parts of the scan survives.
     2. Body: the largest area densely covered with foreground (text, ticks and bars are thin
        or small, so their local density stays low).
-    3. Side edges: robust straight lines through the body's left and right boundary. Both
-       vertical: a linear probe's rectangle; converging: a convex/phased fan whose apex is
-       where they meet.
+    3. Side edges: robust straight lines through the left and right boundary of the body and
+       the sparse foreground joined to it. A vertical side: a linear probe's rectangle;
+       converging sides: a convex/phased fan whose apex is where they meet.
     4. Extent along the beam (rows, or arcs around the apex) and across it (columns, or rays):
        a row/arc belongs to the scan when it is half foreground and reaches both sides, and the
        extent grows across dark bands (shadow, lung, fluid) to the last such row/arc.
