@@ -116,7 +116,8 @@ struct Epilogue {
   const Outputs& out;
   const Kernels& kr;
   int64_t K;
-  const float* cinv;  // 1/|c_k| (or 1)
+  const float* cinv;                 // 1/|c_k| (or 1)
+  const std::vector<float>* xinv;    // 1/|x_n| (or 1)
 
   // src: the row's raw dot products (may alias the logits row).
   void row(int64_t n, const float* src, float xinv) const {
@@ -211,6 +212,12 @@ void validate(const Matrix& image, const Matrix& classes, const Options& opt) {
 
 const char* cpu_kernel_variant() { return detail::kernels().name; }
 
+namespace {
+Matrix widen(const Kernels& kr, const Matrix& m, std::vector<float>& buf);
+void blocked(const Kernels& kr, const Matrix& image, const Matrix& classes, const Outputs& out,
+             const Epilogue& epi);
+}  // namespace
+
 void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& opt,
                     const Outputs& out) {
   validate(image, classes, opt);
@@ -243,7 +250,7 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
     o2.dots = nullptr;
     return similarity_cpu(x2, c2, o2, out);
   }
-  const Epilogue epi{opt, out, kr, K, cinv.data()};
+  const Epilogue epi{opt, out, kr, K, cinv.data(), &xinv};
   const size_t rows_per_chunk = std::max<size_t>(1, size_t(32768 / K));
   if (fused) {
     for (int64_t n = 0; n < N; ++n) epi.row(n, out.logits + n * K, xinv[n]);
@@ -255,11 +262,35 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
     }, rows_per_chunk);
     return;
   }
+  // float16 operands are widened once here: the tile loop reloads each class row N/4 times,
+  // and converting on every load would cost more than the one pass.
+  if (image.dtype == DType::kF16 || classes.dtype == DType::kF16) {
+    std::vector<float> xf, cf;
+    return blocked(kr, widen(kr, image, xf), widen(kr, classes, cf), out, epi);
+  }
+  blocked(kr, image, classes, out, epi);
+}
+
+namespace {
+
+Matrix widen(const Kernels& kr, const Matrix& m, std::vector<float>& buf) {
+  if (m.dtype == DType::kF32) return m;
+  buf.resize(static_cast<size_t>(m.rows * m.cols));
+  parallel_for(static_cast<size_t>(m.rows), [&](size_t b, size_t e) {
+    kr.to_f32(m, int64_t(b), int64_t(e), buf.data() + b * m.cols);
+  }, 64);
+  return Matrix{buf.data(), DType::kF32, m.rows, m.cols, m.cols};
+}
+
+void blocked(const Kernels& kr, const Matrix& image, const Matrix& classes, const Outputs& out,
+             const Epilogue& epi) {
+  const int64_t N = image.rows, K = classes.rows, D = image.cols;
+  const std::vector<float>& xinv = *epi.xinv;
+  const size_t rows_per_chunk = std::max<size_t>(1, size_t(32768 / K));
   // Large N: threads own blocks of image rows; inside, a chunk of classes small enough to stay
   // in L2 is swept by every 4-row tile before moving on, then the rows' epilogues run while
   // their logits are still in cache.
-  const int64_t elem = classes.dtype == DType::kF16 ? 2 : 4;
-  const int64_t cb = std::max<int64_t>(12, (196608 / (D * elem)) / 12 * 12);
+  const int64_t cb = std::max<int64_t>(12, (196608 / (D * 4)) / 12 * 12);
   const size_t blocks = size_t((N + 3) / 4);
   parallel_for(blocks, [&](size_t b, size_t e) {
     const int64_t r0 = int64_t(b) * 4, r1 = std::min<int64_t>(N, int64_t(e) * 4);
@@ -273,5 +304,7 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
     for (int64_t n = r0; n < r1; ++n) epi.row(n, out.logits + n * K, xinv[n]);
   }, std::max<size_t>(1, rows_per_chunk / 4), size_t(4 * num_threads()));
 }
+
+}  // namespace
 
 }  // namespace usclip::similarity

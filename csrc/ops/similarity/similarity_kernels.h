@@ -14,6 +14,8 @@ struct Kernels {
   // When csq is not null, also csq[j - j0] = |c_j|^2 (computed in the same pass over C).
   void (*dots)(const Matrix& x, int64_t r0, int rows, const Matrix& c, int64_t j0, int64_t j1,
                float* out, int64_t ldo, float* csq);
+  // dst[(r - r0) * m.cols + i] = m[r][i] as float32 for r in [r0, r1).
+  void (*to_f32)(const Matrix& m, int64_t r0, int64_t r1, float* dst);
   // sq[r - r0] = |m_r|^2 for r in [r0, r1).
   void (*sumsq)(const Matrix& m, int64_t r0, int64_t r1, float* sq);
   // dst[i] = a * src[i] * cinv[i] + b; returns false if any result is not finite.

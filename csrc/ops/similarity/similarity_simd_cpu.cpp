@@ -173,11 +173,11 @@ using V = Avx2;
 namespace usclip::similarity::detail {
 namespace {
 
-const Kernels kGeneric{"generic", generic::dots, generic::sumsq, generic::affine, generic::first_above,
+const Kernels kGeneric{"generic", generic::dots, generic::to_f32, generic::sumsq, generic::affine, generic::first_above,
                        generic::vmax,
                        generic::exp_shift_sum};
 #ifdef USCLIP_SIM_X86
-const Kernels kAvx2{"avx2+fma+f16c", avx2::dots, avx2::sumsq, avx2::affine, avx2::first_above, avx2::vmax,
+const Kernels kAvx2{"avx2+fma+f16c", avx2::dots, avx2::to_f32, avx2::sumsq, avx2::affine, avx2::first_above, avx2::vmax,
                     avx2::exp_shift_sum};
 #endif
 

@@ -179,3 +179,16 @@ static int64_t first_above(const float* p, int64_t from, int64_t n, float thr) {
   }
   return n;
 }
+
+static void to_f32(const Matrix& m, int64_t r0, int64_t r1, float* dst) {
+  for (int64_t r = r0; r < r1; ++r, dst += m.cols) {
+    if (m.dtype == DType::kF32) {
+      std::memcpy(dst, detail::row_ptr<float>(m, r), sizeof(float) * m.cols);
+      continue;
+    }
+    const uint16_t* p = detail::row_ptr<uint16_t>(m, r);
+    int64_t i = 0;
+    for (; i + V::W <= m.cols; i += V::W) V::store(dst + i, V::load(p + i));
+    for (; i < m.cols; ++i) dst[i] = V::scalar(p[i]);
+  }
+}
