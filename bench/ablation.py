@@ -41,9 +41,17 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--config")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--first-run", help="train one more run (e.g. the default model) into this "
+                    "folder before the ablation, in this process (it shares the text cache)")
+    ap.add_argument("--first-set", action="append", default=[], help="overrides for --first-run")
     args = ap.parse_args()
     base = load_run_config(args.config, parse_overrides(args.overrides), data=args.data)
     out = Path(args.out)
+    if args.first_run:
+        t0 = time.perf_counter()
+        res = train(base.with_overrides(parse_overrides(args.first_set)), args.first_run)
+        print(json.dumps({"first_run": args.first_run, "seconds": time.perf_counter() - t0,
+                          "steps": res.steps, "metrics": res.metrics}), file=sys.stderr, flush=True)
     results = {}
     for name, switches in VARIANTS.items():
         for seed in (int(s) for s in args.seeds.split(",")):

@@ -88,3 +88,23 @@ def test_two_process_gloo_torchrun(tiny):
 
     model, pre, tok = load_model(out)
     assert pre.size == (32, 32)
+
+
+def test_locked_text_cache_matches_the_uncached_tower(tiny):
+    from usclip_train import factory
+    from usclip_train.train import cache_frozen_text
+
+    _, cfg = tiny
+    spec = factory.resolve_spec("usclip-tiny", text_model=cfg.text_model)
+    model = factory.build_model(spec).eval()
+    tok = factory.TextTokenizer(spec.tokenizer_path, spec.context_length)
+    ids = tok(["a cyst", "a liver nodule with ill-defined margins and posterior shadowing", "a cyst"])
+    with torch.no_grad():
+        ref = model.encode_text(ids)
+    model.text.transformer.requires_grad_(False)
+    cache = cache_frozen_text(model)
+    model.train()  # the cache switches the frozen tower's dropout off itself
+    for _ in range(2):  # a miss, then hits
+        out = model.encode_text(ids)
+        assert torch.allclose(out, ref, atol=1e-5)
+    assert len(cache) == 2 and out.requires_grad  # the projection still trains
