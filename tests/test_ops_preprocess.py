@@ -5,6 +5,10 @@ span about -2..2.2); float16 within one float16 ulp (2e-3 absolute near 2, 1e-3 
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -208,6 +212,26 @@ def test_bad_inputs(kw, exc, words):
     args.update(kw)
     with pytest.raises(exc, match=words):
         preprocess(args.pop("frames"), **args)
+
+
+def test_portable_kernel_clone_matches_reference():
+    """The non-AVX2 build of the kernel (what ARM and old x86 run), forced by env var."""
+    code = (
+        "import numpy as np\n"
+        "from usclip_sdk.ops.preprocess import preprocess\n"
+        "from usclip_sdk.ops.preprocess_reference import preprocess_reference as ref\n"
+        "rng = np.random.default_rng(5)\n"
+        "for shape in [(90, 130, 3), (41, 77), (2, 33, 65, 4)]:\n"
+        "    f = rng.integers(0, 256, shape, dtype=np.uint8)\n"
+        "    m = (rng.random(f.shape[-3:-1] if f.ndim == 4 else f.shape[:2]) < .7)\n"
+        "    for kw in [dict(size=(37, 29)), dict(size=(200, 150), mask=m.astype(np.uint8))]:\n"
+        "        d = np.abs(preprocess(f, **kw) - ref(f, **kw)).max()\n"
+        "        assert d < 1e-4, d\n"
+        "print('ok')\n")
+    env = dict(os.environ, USCLIP_PREPROCESS_GENERIC="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
 
 
 @pytest.mark.skipif(cuda_available(), reason="checks the no-GPU error path")
