@@ -33,9 +33,9 @@ def _check(got, ref, scale=100.0):
         np.testing.assert_allclose(got.group_probs, ref.group_probs, rtol=0, atol=2e-4)
 
 
-# (N, K, D): fused single-launch path (N <= 32) and tiled GEMM path (N > 32, or D > 3072).
+# (N, K, D): fused single-launch path (N <= 32, D <= 3008) and tiled GEMM path (the others).
 SHAPES = [(1, 1, 1), (1, 2, 512), (1, 93, 512), (1, 1000, 512), (3, 17, 33), (32, 1000, 512),
-          (33, 93, 512), (256, 1000, 512), (5, 70, 4000), (100, 3, 7)]
+          (33, 93, 512), (256, 1000, 512), (5, 70, 3008), (5, 70, 3009), (100, 3, 7)]
 
 
 @pytest.mark.parametrize("n,k,d", SHAPES)

@@ -1,10 +1,11 @@
 // CUDA similarity. Two paths, both ending in the same per-row block epilogue (softmax per
 // group, group argmax, top-k over all K):
-//  * small N (<= kFusedMaxN, D <= kFusedMaxD): ONE launch. Grid (class chunks, row groups);
+//  * small N (<= 32, D <= 3008): ONE launch. Grid (class chunks, row groups);
 //    each block scores kRows image rows (kept in shared memory) against a chunk of classes,
 //    computing class norms in the same pass; the last block to finish a row group (atomic
 //    ticket after a __threadfence) runs the epilogue for those rows.
-//  * large N: norms kernel, 64x64 tiled GEMM writing finished logits, epilogue kernel.
+//  * large N: norms kernel, 64x64 tiled GEMM writing finished logits, epilogue kernel
+//    (N up to 65535 * 64 rows: the GEMM grid's y dimension).
 // Bad inputs raise flags (first bad row wins) that the host turns into InputError after the
 // stream synchronises, so a NaN never comes back as a silently wrong answer.
 #include <cuda_fp16.h>
@@ -27,7 +28,9 @@ constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kRows = 4;                       // image rows per fused block
 constexpr int kChunk = kWarps * 2;             // classes per fused block (2 per warp)
 constexpr int kFusedMaxN = 32;
-constexpr int kFusedMaxD = 48 * 1024 / (kRows * 4);  // image rows fit 48 KB of shared memory
+// The image rows (dynamic) plus ~200 B of static shared memory must fit the 48 KB a kernel
+// gets without opting in.
+constexpr int kFusedMaxD = 47 * 1024 / (kRows * 4);
 constexpr int kInlineGroups = 64;
 constexpr int kTile = 64, kTileD = 16;
 
