@@ -37,7 +37,7 @@ _RING = 2
 # Local density of foreground pixels that marks the body of the scan (text lines stay below).
 _DENSITY = 0.6
 # A rectangle's side edge is the outermost column that this fraction of the rows reach.
-_SIDE_SUPPORT = 0.15
+_SIDE_SUPPORT = 0.1
 # A body whose most common colour covers more than this fraction of it is a flat UI block.
 _FLAT_FRACTION = 0.6
 # A row (linear) or arc (fan) of the scan is at least this fraction foreground...
@@ -253,17 +253,15 @@ def detect_region(frame: np.ndarray) -> Region:
     core = _core(occ, frame[::s, ::s])
     if core is None:
         return full_region(h, w)
-    body = _body(occ, core)
-    rows = np.flatnonzero(body.any(axis=1))
-    body = body[rows]
-    xl = np.argmax(body, axis=1).astype(np.float64)
-    xr = (occ.shape[1] - 1 - np.argmax(body[:, ::-1], axis=1)).astype(np.float64)
-    ys = rows.astype(np.float64)
-    fl, fr = _fit_edge(ys, xl), _fit_edge(ys, xr)
+    rows, xl, xr = _row_ends(_body(occ, core))
+    fl, fr = _fit_edge(rows.astype(np.float64), xl), _fit_edge(rows.astype(np.float64), xr)
     left, right = fl[:2], fr[:2]
     # The better-supported side decides: a dark structure touching one side of a rectangle
     # can bend that side's fit, never both; a fan has no vertical side.
     if abs((fl if fl[2] >= fr[2] else fr)[0]) < _VERTICAL:
+        # A rectangle's sides come from the dense core: the sparse foreground joined to the
+        # body can include a colour bar or ticks a few pixels off the side.
+        rows, xl, xr = _row_ends(core)
         return _rectangle(occ, rows, (_outer_line(xl, -1), _outer_line(xr, 1)), s, (h, w))
     if left[0] <= -_VERTICAL and right[0] >= _VERTICAL:
         r = _sector(occ, core, rows, left, right, s, (h, w))
@@ -272,16 +270,30 @@ def detect_region(frame: np.ndarray) -> Region:
     return _hull_region(core, s, (h, w))
 
 
+def _row_ends(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows holding the mask, and each one's first and last column (float)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    m = mask[rows]
+    xl = np.argmax(m, axis=1).astype(np.float64)
+    xr = (mask.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)).astype(np.float64)
+    return rows, xl, xr
+
+
 def _outer_line(xs: np.ndarray, side: int) -> int:
     """The outermost vertical line (side -1: left, 1: right) that at least ``_SIDE_SUPPORT``
-    of the rows reach. A dark vessel or cyst touching a rectangle's side can hide the edge in
-    most rows, but the rows above and below it still reach the edge; ticks and text that touch
-    the side reach further, but in few rows and at scattered positions."""
+    of the rows reach, and the scan's top rows too. A dark vessel or cyst touching a
+    rectangle's side can hide the edge in most rows, but the rows above it (the probe face is
+    bright) still reach the edge; a colour bar, ticks or text touching the side reach further,
+    but in few rows, or not in the top rows. ``xs`` holds each row's extreme column, top row
+    first."""
     cand = np.unique(np.round(xs))
     support = (np.abs(xs[None, :] - cand[:, None]) <= 1.5).mean(axis=1)
     ok = cand[support >= _SIDE_SUPPORT]
     if ok.size == 0:
         return int(np.median(xs))
+    top = xs[:max(3, int(0.08 * xs.size))] * side
+    reached = ok[[(top >= c * side - 1.5).mean() >= 0.5 for c in ok]]
+    ok = reached if reached.size else ok
     return int(ok.max() if side > 0 else ok.min())
 
 
