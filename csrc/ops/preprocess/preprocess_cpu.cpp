@@ -236,6 +236,23 @@ constexpr int kMaxFused = 64;  // taps summed per vsum call (more: accumulated i
 // keep (crop width: the weight of unmasked pixels). The mask rows of the taps are split at
 // every run boundary into segments where each tap row is wholly kept or wholly masked; a
 // segment is one vsum over its kept taps. A fan mask gives a handful of segments per row.
+// Sorted, unique segment boundaries for content row i: 0, crop width and every mask edge of
+// the tap rows k0..k1 that carry weight.
+inline void collect_cuts(const Job& J, int64_t n, int i, int k0, int k1,
+                         std::vector<int64_t>& cuts) {
+  const Params& P = *J.p;
+  const float* wy = J.fy->w.data() + static_cast<size_t>(i) * J.fy->taps;
+  cuts.assign({0, static_cast<int64_t>(P.roi_x1 - P.roi_x0)});
+  const int64_t erow0 = (J.m->stride_n ? n : 0) * (P.roi_y1 - P.roi_y0) + J.fy->start[i];
+  for (int k = k0; k < k1; ++k) {
+    if (wy[k] == 0.f) continue;
+    const auto& ed = J.edges->rows[static_cast<size_t>(erow0 + k)];
+    cuts.insert(cuts.end(), ed.begin(), ed.end());
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+}
+
 template <bool Avx2>
 USCLIP_INLINE void vertical(const Job& J, int64_t n, int i, float* __restrict acc,
                             float* __restrict keep, std::vector<int64_t>& cuts) {
@@ -270,15 +287,7 @@ USCLIP_INLINE void vertical(const Job& J, int64_t n, int i, float* __restrict ac
       }
       continue;
     }
-    cuts.assign({0, cw});
-    const int64_t erow0 = (J.m->stride_n ? n : 0) * (P.roi_y1 - P.roi_y0) + J.fy->start[i];
-    for (int k = k0; k < std::min(T, k0 + kMaxFused); ++k) {
-      if (wy[k] == 0.f) continue;
-      const auto& ed = J.edges->rows[static_cast<size_t>(erow0 + k)];
-      cuts.insert(cuts.end(), ed.begin(), ed.end());
-    }
-    std::sort(cuts.begin(), cuts.end());
-    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    collect_cuts(J, n, i, k0, std::min(T, k0 + kMaxFused), cuts);
     thread_local std::vector<float> part;
     if (!first) part.resize(static_cast<size_t>(cw * C));
     float* dst = first ? acc : part.data();

@@ -48,6 +48,26 @@ __device__ __forceinline__ float window_total(const Window& w) {
   return t;
 }
 
+// Vertical pass over source columns [s0, s1) of one output row into shared memory: planes
+// 0..2 (colour) and 3 (weight of unmasked pixels). Masked pixels add nothing.
+__device__ __forceinline__ void vertical(const KParams& k, const Window& wy, float inv_ty,
+                                         const uint8_t* src, const uint8_t* msk, int s0, int s1,
+                                         float (*sm)[kSegCols]) {
+  for (int x = s0 + threadIdx.x; x < s1; x += blockDim.x) {
+    float v[3] = {0.f, 0.f, 0.f}, kw = 0.f;
+    for (int t = 0; t < wy.hi - wy.lo; ++t) {
+      const int64_t y = wy.lo + t;
+      if (msk && msk[y * k.mstride_h + x] == 0) continue;
+      const float w = tap(wy, t) * inv_ty;
+      const uint8_t* px = src + y * k.stride_h + static_cast<int64_t>(x) * k.c;
+      for (int p = 0; p < k.planes; ++p) v[p] += w * static_cast<float>(px[k.ch[p]]);
+      kw += w;
+    }
+    for (int p = 0; p < k.planes; ++p) sm[p][x - s0] = v[p];
+    sm[3][x - s0] = kw;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) preprocess_kernel(KParams k) {
   __shared__ float sm[4][kSegCols];  // planes 0..2 + kept weight
   const int row = blockIdx.y;
@@ -85,20 +105,7 @@ __global__ void __launch_bounds__(kThreads) preprocess_kernel(KParams k) {
 
   for (int s0 = sx0; s0 < sx1; s0 += kSegCols) {
     const int s1 = min(s0 + kSegCols, sx1);
-    // Vertical pass over source columns [s0, s1).
-    for (int x = s0 + threadIdx.x; x < s1; x += blockDim.x) {
-      float v[3] = {0.f, 0.f, 0.f}, kw = 0.f;
-      for (int t = 0; t < wy.hi - wy.lo; ++t) {
-        const int64_t y = wy.lo + t;
-        if (msk && msk[y * k.mstride_h + x] == 0) continue;
-        const float w = tap(wy, t) * inv_ty;
-        const uint8_t* px = src + y * k.stride_h + static_cast<int64_t>(x) * k.c;
-        for (int p = 0; p < k.planes; ++p) v[p] += w * static_cast<float>(px[k.ch[p]]);
-        kw += w;
-      }
-      for (int p = 0; p < k.planes; ++p) sm[p][x - s0] = v[p];
-      sm[3][x - s0] = kw;
-    }
+    vertical(k, wy, inv_ty, src, msk, s0, s1, sm);
     __syncthreads();
     // Horizontal pass: this thread's taps that fall inside the segment.
     if (content) {
