@@ -60,10 +60,15 @@ __device__ __forceinline__ void vertical(const KParams& k, const Window& wy, flo
       if (msk && msk[y * k.mstride_h + x] == 0) continue;
       const float w = tap(wy, t) * inv_ty;
       const uint8_t* px = src + y * k.stride_h + static_cast<int64_t>(x) * k.c;
-      for (int p = 0; p < k.planes; ++p) v[p] += w * static_cast<float>(px[k.ch[p]]);
+      // Fixed trip count, unrolled: v[] and acc[] stay in registers (no local memory).
+#pragma unroll
+      for (int p = 0; p < 3; ++p)
+        if (p < k.planes) v[p] += w * static_cast<float>(px[k.ch[p]]);
       kw += w;
     }
-    for (int p = 0; p < k.planes; ++p) sm[p][x - s0] = v[p];
+#pragma unroll
+    for (int p = 0; p < 3; ++p)
+      if (p < k.planes) sm[p][x - s0] = v[p];
     sm[3][x - s0] = kw;
   }
 }
@@ -112,7 +117,9 @@ __global__ void __launch_bounds__(kThreads) preprocess_kernel(KParams k) {
       const int a = max(wx.lo, s0), b = min(wx.hi, s1);
       for (int x = a; x < b; ++x) {
         const float w = tap(wx, x - wx.lo) * inv_tx;
-        for (int p = 0; p < k.planes; ++p) acc[p] += w * sm[p][x - s0];
+#pragma unroll
+        for (int p = 0; p < 3; ++p)
+          if (p < k.planes) acc[p] += w * sm[p][x - s0];
         kept += w * sm[3][x - s0];
       }
     }
