@@ -144,7 +144,9 @@ def test_unavailable_here_and_auto_falls_back(tiny):
         assert open_backend(b, "auto").name.startswith("onnxruntime")
 
 
-def test_backend_logic_with_fake_tensorrt(tiny, tmp_path, monkeypatch):
+@pytest.fixture()
+def fake(tiny, tmp_path, monkeypatch):
+    """(bundle, fake native, TensorRTBackend) over a fake tensorrt module and host memory."""
     native = FakeNative()
     engine = tmp_path / "image.engine"
     engine.write_bytes(b"fake plan")
@@ -152,7 +154,11 @@ def test_backend_logic_with_fake_tensorrt(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt(bundle, native, max_batch=4))
     monkeypatch.setattr(trt_backend, "unavailable_reason", lambda: None)
     monkeypatch.setattr(ops._native, "native", lambda: native)
-    be = trt_backend.TensorRTBackend(bundle, precision="fp32", engine=str(engine))
+    return bundle, native, trt_backend.TensorRTBackend(bundle, precision="fp32", engine=str(engine))
+
+
+def test_backend_logic_with_fake_tensorrt(fake):
+    bundle, native, be = fake
     ref = open_backend(bundle, "onnxruntime", "cpu")
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(be.encode_image(x), ref.encode_image(x), atol=1e-6)
@@ -167,15 +173,8 @@ def test_backend_logic_with_fake_tensorrt(tiny, tmp_path, monkeypatch):
     assert be.info()["batch_profile"] == [1, 4] and be.name.startswith("tensorrt:")
 
 
-def test_classifier_device_path_fills_the_input_binding(tiny, tmp_path, monkeypatch):
-    native = FakeNative()
-    engine = tmp_path / "image.engine"
-    engine.write_bytes(b"fake plan")
-    bundle = Bundle.open(tiny)
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_trt(bundle, native, max_batch=4))
-    monkeypatch.setattr(trt_backend, "unavailable_reason", lambda: None)
-    monkeypatch.setattr(ops._native, "native", lambda: native)
-    be = trt_backend.TensorRTBackend(bundle, precision="fp32", engine=str(engine))
+def test_classifier_device_path_fills_the_input_binding(fake, monkeypatch):
+    bundle, native, be = fake
     calls = []
     import usclip_sdk.classifier as cmod
 

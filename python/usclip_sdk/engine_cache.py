@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .bundle import sha256_file
 from .errors import DeviceError
 
 __all__ = ["Profile", "EngineKey", "GpuInfo", "parse_batch", "cache_dir_for", "engine_path",
@@ -95,20 +96,12 @@ def engine_path(cache_dir: str | os.PathLike, key: EngineKey) -> Path:
     return Path(cache_dir) / key.filename()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_sidecar(engine: str | os.PathLike, key: EngineKey, build: dict | None = None) -> Path:
     """Write ``<engine>.json`` (key, engine sha256/size, build options) atomically."""
     engine = Path(engine)
     side = engine.with_suffix(".json")
     data = {"sidecar_version": SIDECAR_VERSION, "key": asdict(key), "digest": key.digest(),
-            "engine_sha256": _sha256(engine), "engine_size": engine.stat().st_size, "build": build or {}}
+            "engine_sha256": sha256_file(engine), "engine_size": engine.stat().st_size, "build": build or {}}
     tmp = side.with_name(side.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, side)
@@ -139,7 +132,7 @@ def lookup(cache_dir: str | os.PathLike, key: EngineKey) -> tuple[Path | None, l
         diffs = _differences(data.get("key", {}), key)
         if data.get("sidecar_version") != SIDECAR_VERSION:
             diffs.append(f"sidecar_version: cached {data.get('sidecar_version')!r}, needed {SIDECAR_VERSION}")
-        if not diffs and (path.stat().st_size != data.get("engine_size") or _sha256(path) != data.get("engine_sha256")):
+        if not diffs and (path.stat().st_size != data.get("engine_size") or sha256_file(path) != data.get("engine_sha256")):
             diffs.append(f"{path.name}: engine file does not match its sidecar sha256 (modified or truncated)")
         return (None, diffs) if diffs else (path, [])
     if path.is_file():

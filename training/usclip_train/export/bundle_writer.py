@@ -9,7 +9,6 @@ default use needs no text tower. The file format itself is ``usclip_sdk.bundle.w
 """
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from usclip_sdk import taxonomy
-from usclip_sdk.bundle import write_bundle
+from usclip_sdk.bundle import sha256_file, write_bundle
 
 from ..evaluate.zeroshot import class_weights, flat_class_embeddings
 from .fp16 import convert_fp16
@@ -151,14 +150,6 @@ def _int8_image(img: ExportedTower, tmp: Path, src: BundleSource, source: str | 
     return quantize_image_encoder(img.path, tmp / "image_encoder_int8.onnx", inputs, img.fp32_nodes)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Path:
     """``usclip export``: a usclip checkpoint folder -> bundle (keywords as write_model_bundle)."""
     from ..checkpoint import load_model, read_checkpoint
@@ -170,6 +161,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Pat
     src = BundleSource(name=spec.name, preprocess=spec.preprocess.to_dict(),
                        tokenizer_path=spec.tokenizer_path, context_length=spec.context_length,
                        pad_id=spec.pad_id,
-                       provenance={"checkpoint": ck.path.name, "weights_sha256": _sha256(weights),
+                       provenance={"checkpoint": ck.path.name, "weights_sha256": sha256_file(weights),
                                    "step": ck.config.get("step"), "epoch": ck.config.get("epoch")})
     return write_model_bundle(model, src, tokenizer, out, **kw)
