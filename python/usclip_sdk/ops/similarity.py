@@ -56,6 +56,10 @@ class SimilarityResult:
 
 
 def _host(x, name: str, ndims: tuple) -> np.ndarray:
+    # Fast path first (a float32 C-contiguous array: nothing to do); this face is most of the
+    # cost of a batch-1 call, so it stays a handful of attribute reads.
+    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim in ndims and x.flags.c_contiguous:
+        return x
     if type(x) is not np.ndarray:
         if hasattr(x, "__cuda_array_interface__"):
             raise TypeError(f"{name} is a CUDA device array; pass device='cuda' "
@@ -119,7 +123,9 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     ``DeviceArray`` fields instead of host numpy arrays (CPU ignores both). Raises
     ValueError/TypeError naming the argument, and ``usclip_sdk.errors.DeviceError`` when
     CUDA cannot run (no build, driver or device)."""
-    s, b = _scalars(scale, bias)
+    s, b = float(scale), float(bias)
+    if not (math.isfinite(s) and math.isfinite(b)):
+        _scalars(scale, bias)
     if device != "cpu":
         from .similarity_cuda import similarity_cuda  # only CUDA callers pay for it
         return similarity_cuda(image_emb, class_emb, s, b, topk, groups, bool(normalize),
@@ -128,7 +134,7 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     c = _host(class_emb, "class_emb", (2,))
     one = x.ndim == 1
     if one:
-        x = x.reshape(1, -1)
+        x = x[None]
     kk, d = c.shape
     _check_shapes(x.shape[1], kk, d)
     k = _topk(topk, kk)
@@ -149,6 +155,8 @@ def _check_shapes(dx: int, kk: int, d: int) -> None:
 
 
 def _result(out: tuple, one: bool) -> SimilarityResult:
-    if one:
-        out = tuple(None if a is None else a[0] for a in out)
-    return SimilarityResult(*out)
+    if not one:
+        return SimilarityResult(*out)
+    logits, probs, ti, tv, ga, gp = out
+    return SimilarityResult(logits[0], probs[0], ti[0], tv[0], None if ga is None else ga[0],
+                            None if gp is None else gp[0])
