@@ -79,7 +79,10 @@ class FrameTransform:
     resized to the model size, uint8 (what the dataset caches).
     """
 
-    def __init__(self, preprocess, mask_dir: str | os.PathLike | None = None):
+    def __init__(self, preprocess, mask_dir: str | os.PathLike | None = None,
+                 cache: dict | None = None):
+        # cache: path -> base frame; may be shared by datasets and evaluation of one process
+        self.cache = cache
         self.size = tuple(int(s) for s in preprocess.size)
         self.mean, self.std = tuple(preprocess.mean), tuple(preprocess.std)
         self.mask_dir = Path(mask_dir) if mask_dir is not None else None
@@ -101,11 +104,16 @@ class FrameTransform:
     def base(self, path: str) -> np.ndarray:
         from usclip_sdk.data.sample import load_rgb
 
+        if self.cache is not None and path in self.cache:
+            return self.cache[path]
         rgb = load_rgb(path)
         crop = region_crop(rgb, self.mask(path, rgb))
         x = torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).float()
         x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
-        return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        out = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        if self.cache is not None:
+            self.cache[path] = out
+        return out
 
     def __call__(self, path: str) -> torch.Tensor:
         return resize_normalize(torch.from_numpy(self.base(path)), self.size, self.mean, self.std)
@@ -139,20 +147,21 @@ class UltrasoundDataset(Dataset):
     tokenizer: ``factory.TextTokenizer``; captions are tokenised once, up front.
     mask_dir: folder of region masks named like the images (None: ``detect_region``).
     augment / seed: training augmentation; call ``set_epoch`` each epoch.
-    cache: keep each region-cropped frame, already resized to the model size, as uint8.
+    cache: keep each region-cropped frame, already resized to the model size, as uint8
+    (True: a private dict; a dict: shared, keyed by image path).
     """
 
     def __init__(self, samples, preprocess, tokenizer, mask_dir: str | os.PathLike | None = None,
-                 augment: bool = False, seed: int = 0, cache: bool = True):
+                 augment: bool = False, seed: int = 0, cache: bool | dict = True):
         self.samples = list(samples)
         if not self.samples:
             raise ValueError("samples: expected at least one sample, found none")
-        self.frames = FrameTransform(preprocess, mask_dir)
+        shared = cache if isinstance(cache, dict) else ({} if cache else None)
+        self.frames = FrameTransform(preprocess, mask_dir, cache=shared)
         self.size, self.mean, self.std = self.frames.size, self.frames.mean, self.frames.std
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
         self.tokens = tokenizer([s.caption for s in self.samples])
         self.labels = torch.from_numpy(np.stack([labels_to_multihot(s.labels) for s in self.samples]))
-        self._cache: dict[int, np.ndarray] | None = {} if cache else None
 
     @classmethod
     def from_root(cls, root, split, preprocess, tokenizer, max_samples: int | None = None, **kw):
@@ -171,12 +180,7 @@ class UltrasoundDataset(Dataset):
 
     def base_image(self, i: int) -> np.ndarray:
         """Frame i cropped to its imaging region and resized to the model size (uint8)."""
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        base = self.frames.base(self.samples[i].image_path)
-        if self._cache is not None:
-            self._cache[i] = base
-        return base
+        return self.frames.base(self.samples[i].image_path)
 
     def _augment(self, img: np.ndarray, i: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, i])

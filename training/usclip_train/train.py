@@ -90,6 +90,14 @@ class TrainModule(nn.Module):
 
 
 _TEXT_CACHES: dict[tuple, dict] = {}
+_IMAGE_CACHES: dict[tuple, dict] = {}
+
+
+def _image_cache(cfg: RunConfig, spec: ModelSpec) -> dict | None:
+    """Decoded, region-cropped frames at the model size, shared by the runs of one process."""
+    if not cfg.cache_images:
+        return None
+    return _IMAGE_CACHES.setdefault((str(Path(cfg.data).resolve()), tuple(spec.preprocess.size)), {})
 
 
 def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:
@@ -265,7 +273,7 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
     ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
                                      max_samples=cfg.max_samples, augment=cfg.augment,
-                                     seed=cfg.seed, cache=cfg.cache_images)
+                                     seed=cfg.seed, cache=_image_cache(cfg, spec))
     sim = build_similarity(cfg, ds.labels) if cfg.use_soft_labels else None
     if sim is not None and info.is_main:
         sim.save(run_dir / "similarity.json")
@@ -419,7 +427,8 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
     module.eval()
     try:
         masks = Path(cfg.data) / "masks"
-        transform = FrameTransform(spec.preprocess, masks if masks.is_dir() else None)
+        transform = FrameTransform(spec.preprocess, masks if masks.is_dir() else None,
+                                   cache=_image_cache(cfg, spec))
         res = evaluate(module.model, cfg.data, cfg.val_split, image_transform=transform,
                        tokenizer=tokenizer, out_dir=run_dir / f"eval-{cfg.val_split}",
                        device=info.device, plots=False)
