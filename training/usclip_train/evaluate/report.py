@@ -39,17 +39,17 @@ def plot_confusion(confusion: list[list[int]], field: str, path: Path) -> Path:
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     names = list(taxonomy.dimension(field).values)
     n = len(names)
-    size = max(4.0, 0.28 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    size = max(3.0, (0.3 if n <= 12 else 0.2) * n + 1.5)  # the matrix itself; labels get room from bbox_inches="tight"
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
     im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
-    fs = 8 if n <= 12 else 5
+    fs = 8 if n <= 12 else 6
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=fs)
     ax.set_yticklabels(names, fontsize=fs)
     ax.set_xlabel("predicted")
     ax.set_ylabel("reference tag")
-    ax.set_title(f"{field}: zero-shot confusion (row-normalised)", fontsize=9)
+    ax.set_title(f"{field} (rows normalised)", fontsize=9)
     if n <= 12:
         for i in range(n):
             for j in range(n):
@@ -57,8 +57,7 @@ def plot_confusion(confusion: list[list[int]], field: str, path: Path) -> Path:
                     ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
