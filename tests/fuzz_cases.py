@@ -184,7 +184,7 @@ def bad_preprocess_case(d) -> tuple[str, dict]:
                                        "full", (0, 0, w, h, 1), (None, 0, w, h), np.array([0.5, 0, w, h])])},
         "mask": lambda: {"mask": d.pick([np.ones((h + 1, w), np.uint8), np.ones((h, w), np.float32),
                                          np.ones((h, w), np.int32), np.ones(w, np.uint8),
-                                         np.ones((7, h, w), np.uint8), np.ones((h, w, 2), np.uint8),
+                                         np.ones((7, h, w), np.uint8), np.ones((h, w, 5), np.uint8),
                                          [[1] * w] * h])},
         "size": lambda: {"size": d.pick([0, -3, (0, 5), (5, -1), (2.5, 4), (True, 4), (4, 4, 4),
                                          "224", None, 3.0, (4,)])},
