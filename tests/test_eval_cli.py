@@ -76,3 +76,41 @@ def test_trimmed_text_batches_give_the_same_embeddings(tiny):
     b = from_open_clip(model, preprocess, tokenizer, batch_size=4, trim_padding=False).encode_text(texts)
     assert a.shape == b.shape == (9, 16)
     assert abs(a - b).max() < 1e-5
+
+
+def test_bundle_eval_matches_the_checkpoint(tiny, capsys):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from usclip_sdk.cli import main
+    from usclip_sdk.data.us365k import US365K
+    from usclip_train.checkpoint import load_model
+    from usclip_train.data import FrameTransform
+    from usclip_train.evaluate import class_weights, from_open_clip
+    from usclip_train.evaluate.bundle_encoders import bundle_class_weights, from_bundle, is_bundle
+    from usclip_train.export.bundle_writer import export_checkpoint
+
+    root, data, ck = tiny
+    bundle_path = export_checkpoint(ck, root / "bundle")
+    assert is_bundle(bundle_path) and not is_bundle(ck)
+    rc = main(["eval", str(bundle_path), "--data", str(data), "--out", str(root / "bout"),
+               "--device", "cpu", "--no-plots", "--fields", "Diagnosis", "Echogenicity"])
+    assert rc == 0
+    saved = json.loads((root / "bout" / "results.json").read_text())
+    assert saved["model"].startswith("bundle:") and saved["n_pairs"] == 4
+    capsys.readouterr()
+
+    # what ships (ONNX towers, SDK preprocessing, stored class embeddings) vs the checkpoint
+    model, preprocess, tokenizer = load_model(ck)
+    torch_enc = from_open_clip(model, preprocess, tokenizer,
+                               image_transform=FrameTransform(preprocess, data / "masks"))
+    onnx_enc, bundle = from_bundle(bundle_path, device="cpu")
+    try:
+        paths = [s.image_path for s in US365K(data, "test")]
+        a, b = torch_enc.encode_image(paths), onnx_enc.encode_image(paths)
+        assert np.min(np.sum(a * b, axis=1)) > 0.995  # only pixel rounding differs
+        texts = ["a cyst.", "an anechoic nodule with posterior enhancement"]
+        assert np.abs(torch_enc.encode_text(texts) - onnx_enc.encode_text(texts)).max() < 1e-4
+        shipped, here = bundle_class_weights(bundle), class_weights(torch_enc.encode_text)
+        assert all(np.abs(shipped[f] - here[f]).max() < 1e-4 for f in here)
+    finally:
+        bundle.close()
