@@ -231,7 +231,8 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
     cinv.resize(static_cast<size_t>(K));
     parallel_for(static_cast<size_t>(K), [&](size_t b, size_t e) {
       kr.dots(image, 0, int(N), classes, int64_t(b), int64_t(e), out.logits + b, K, cinv.data() + b);
-    }, std::max<size_t>(64, size_t(262144 / (D * N + D))));
+    }, std::max<size_t>(64, size_t((1 << 20) / (D * (N + 1)))));  // ~1M MACs per thread:
+    // waking a worker costs more than a smaller share (measured on the 2-core dev box)
     xinv.resize(static_cast<size_t>(N));
     kr.sumsq(image, 0, N, xinv.data());
   } else {
@@ -286,7 +287,6 @@ void blocked(const Kernels& kr, const Matrix& image, const Matrix& classes, cons
              const Epilogue& epi) {
   const int64_t N = image.rows, K = classes.rows, D = image.cols;
   const std::vector<float>& xinv = *epi.xinv;
-  const size_t rows_per_chunk = std::max<size_t>(1, size_t(32768 / K));
   // Large N: threads own blocks of image rows; inside, a chunk of classes small enough to stay
   // in L2 is swept by every 4-row tile before moving on, then the rows' epilogues run while
   // their logits are still in cache.
@@ -302,7 +302,7 @@ void blocked(const Kernels& kr, const Matrix& image, const Matrix& classes, cons
       }
     }
     for (int64_t n = r0; n < r1; ++n) epi.row(n, out.logits + n * K, xinv[n]);
-  }, std::max<size_t>(1, rows_per_chunk / 4), size_t(4 * num_threads()));
+  }, std::max<size_t>(1, size_t((1 << 21) / (4 * K * D))), size_t(4 * num_threads()));
 }
 
 }  // namespace
