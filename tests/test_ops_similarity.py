@@ -211,3 +211,35 @@ def test_concurrent_calls_from_threads():
         got = list(ex.map(lambda x: similarity(x, w).logits, xs * 3))
     for i, g in enumerate(got):
         np.testing.assert_array_equal(g, want[i % 4])
+
+
+def test_portable_kernel_matches_reference():
+    """The portable (non-AVX2) kernels, as aarch64 builds run them, forced by environment."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, sys\n"
+        "from usclip_sdk.ops._native import native\n"
+        "assert native().similarity_cpu_variant() == 'generic'\n"
+        "from usclip_sdk.ops.similarity import similarity\n"
+        "from usclip_sdk.ops.similarity_reference import similarity_reference\n"
+        "rng = np.random.default_rng(0)\n"
+        "for n, k, d, dt in [(1, 93, 37, 'float32'), (3, 10, 8, 'float16'), (9, 70, 61, 'float16'),"
+        " (40, 33, 19, 'float32')]:\n"
+        "    x = rng.standard_normal((n, d)).astype(dt); w = rng.standard_normal((k, d)).astype(dt)\n"
+        "    g, r = similarity(x, w, topk=7, groups=[k - 3, 3]), similarity_reference(x, w, topk=7,"
+        " groups=[k - 3, 3])\n"
+        "    assert np.abs(g.logits - r.logits).max() < 4e-4, n\n"
+        "    assert np.abs(g.probs - r.probs).max() < 1e-4, n\n"
+        "    assert np.abs(g.topk_values - r.topk_values).max() < 1e-4, n\n"
+        "x = rng.standard_normal((2, 8)).astype('float16'); x[1, 2] = np.nan\n"
+        "try:\n"
+        "    similarity(x, np.ones((3, 8), 'float16')); sys.exit('no error')\n"
+        "except ValueError as e:\n"
+        "    assert 'image_emb row 1 column 2 is NaN' in str(e), e\n"
+    )
+    env = dict(os.environ, USCLIP_CPU_KERNEL="generic")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -3,6 +3,7 @@
 // copy is compiled under a target pragma and picked only when the CPU reports AVX2+FMA+F16C.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "ops/similarity/similarity_kernels.h"
@@ -182,6 +183,11 @@ const Kernels kAvx2{"avx2+fma+f16c", avx2::dots, avx2::to_f32, avx2::sumsq, avx2
 #endif
 
 const Kernels& choose() {
+  // USCLIP_CPU_KERNEL=generic forces the portable copy (tests run it on x86 so the code
+  // aarch64 builds use is exercised too).
+  if (const char* e = std::getenv("USCLIP_CPU_KERNEL")) {
+    if (std::strcmp(e, "generic") == 0) return kGeneric;
+  }
 #ifdef USCLIP_SIM_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
