@@ -95,6 +95,10 @@ def test_manager_keeps_latest_and_prunes(tiny, tmp_path):
     assert names == ["latest", "step-00000020", "step-00000030"]
     assert ckpt.resolve_checkpoint(tmp_path / "run").name == "step-00000030"
     assert ckpt.read_checkpoint(tmp_path / "run").step == 30
+    # a run folder is also a starting point for create_model(checkpoint=...) / init_checkpoint
+    fresh = factory.build_model(tiny)
+    report = factory.load_weights(fresh, tmp_path / "run", strict=True)
+    assert report.loaded == len(fresh.state_dict())
 
 
 def test_rejects_foreign_folders(tmp_path):

@@ -320,6 +320,10 @@ def _quiet_transformers():
 
 def _read_state_dict(path: Path) -> dict:
     if path.is_dir():
+        # a usclip checkpoint folder, or a run folder: its checkpoints/latest
+        latest = path / "checkpoints" / "latest"
+        if not (path / "model.safetensors").is_file() and latest.is_file():
+            path = path / "checkpoints" / latest.read_text().strip()
         path = path / "model.safetensors"
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
