@@ -52,9 +52,63 @@ def frames(n: int, h: int, w: int):
         yield f
 
 
-def _bundle(arg: str | None) -> tuple[Path, str]:
+def _proxy_image_onnx(size: int = 224) -> bytes:
+    """A conv image encoder of edge-model cost (3 strided 3x3 convs, 64-128-256 channels:
+    about 0.48 GMAC at 224 x 224, near the edge ViT's ~0.6) with random weights: a stand-in
+    for the encoder's compute, not a model. Output: L2-normalised 16-d embeddings."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sdk_bundle import D
+
+    rng = np.random.default_rng(0)
+    chans, inits, nodes, x = [3, 64, 128, 256], [], [], "image"
+    for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+        w = (rng.standard_normal((b, a, 3, 3)) / np.sqrt(9 * a)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], strides=[2, 2], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    inits += [numpy_helper.from_array(rng.standard_normal((chans[-1], D)).astype(np.float32), "P"),
+              numpy_helper.from_array(np.array(1e-12, np.float32), "eps")]
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["g"]),
+              helper.make_node("Flatten", ["g"], ["f"], axis=1),
+              helper.make_node("MatMul", ["f", "P"], ["feat"]),
+              helper.make_node("ReduceL2", ["feat"], ["norm"], axes=[1], keepdims=1),
+              helper.make_node("Max", ["norm", "eps"], ["safe"]),
+              helper.make_node("Div", ["feat", "safe"], ["image_embedding"])]
+    graph = helper.make_graph(
+        nodes, "proxy_image",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("image_embedding", TensorProto.FLOAT, ["batch", D])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _proxy_bundle(tiny: Path) -> Path:
+    """The tiny bundle with its image encoder swapped for the edge-cost proxy at 224 x 224."""
+    from sdk_bundle import manifest
+
+    from usclip_sdk.bundle import write_bundle
+
+    m = manifest("proxy-encoder")
+    m["preprocess"]["image_size"] = [224, 224]
+    files = {"image_encoder.onnx": _proxy_image_onnx(), "text_encoder.onnx": tiny / "text_encoder.onnx",
+             "tokenizer.json": tiny / "tokenizer.json"}
+    emb = np.load(tiny / "class_embeddings.npy", allow_pickle=False)
+    return write_bundle(tiny.parent / "proxy", m, files, emb)
+
+
+def _bundle(arg: str | None, proxy: bool = False) -> tuple[Path, str]:
     if arg:
         return Path(arg), "given"
+    if proxy:
+        from sdk_bundle import make_tiny_bundle
+
+        tiny = make_tiny_bundle(Path(tempfile.mkdtemp(prefix="soak-")) / "tiny")
+        return _proxy_bundle(tiny), "tiny bundle with an edge-cost proxy image encoder"
     shipped = sorted((ROOT / "python" / "usclip_sdk" / "models").glob("usclip-edge*"))
     if shipped:
         return shipped[0], "shipped"
@@ -113,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh", type=int, default=30,
                     help="stream(refresh_region_every=...): 30 is the default; a huge value "
                          "isolates the per-frame pipeline from the periodic region refresh")
+    ap.add_argument("--proxy-encoder", action="store_true",
+                    help="swap the tiny bundle's image encoder for a conv proxy of edge-model "
+                         "cost (~0.48 GMAC at 224 x 224), so the other stages weigh as in use")
     ap.add_argument("--threads", type=int, default=0,
                     help="native + onnxruntime threads (0: their defaults, all cores)")
     ap.add_argument("--json", type=Path)
@@ -120,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     h, w = (int(v) for v in args.size.lower().split("x"))
     if args.threads:  # read by the native thread pool on first use, i.e. after this
         os.environ["USCLIP_NUM_THREADS"] = str(args.threads)
-    path, kind = _bundle(args.bundle)
+    path, kind = _bundle(args.bundle, args.proxy_encoder)
     clf = Classifier.from_bundle(path, backend="onnxruntime", device="cpu",
                                  threads=args.threads or None)
     r = soak(clf, args.frames, args.warmup, h, w, args.sample_every, args.refresh)
