@@ -289,7 +289,9 @@ def bad_similarity_case(d) -> tuple[str, dict]:
                              "normalize": False, "scale": 1e3},
         "device": lambda: {"device": d.pick(["gpu", "cuda:-1", None, 0, "CPU", "cuda:"]
                                              + ([] if cuda_available() else ["cuda"]))},
-    }[what]()
+    }
+    with np.errstate(all="ignore"):  # casting 1e12 to uint8 is the point, not a warning
+        bad = bad[what]()
     kw.update(bad)
     return what, kw
 
