@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--int8-image", metavar="CALIB", nargs="?", const="synthetic", default=None,
                    help="also ship a Q/DQ int8 image encoder calibrated on CALIB: a folder of frames, "
                         "or 'synthetic' (the default when the flag is given alone)")
+    p.add_argument("--fp16-weights", action="store_true",
+                   help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.set_defaults(func=run)
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"exporting {args.checkpoint} -> {out}", file=sys.stderr)
     path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
                              int8_text=args.int8_text, int8_image=args.int8_image,
-                             calib_frames=args.calib_frames, overwrite=args.overwrite)
+                             calib_frames=args.calib_frames, overwrite=args.overwrite,
+                             fp16_weights=args.fp16_weights)
     with Bundle.open(path) as b:
         sizes = sum(e.size for e in b.manifest.files.values())
         print(f"{path}\tmodel={b.manifest.model.name}\tid={b.id[:16]}\tbytes={sizes}\t"

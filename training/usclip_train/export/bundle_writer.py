@@ -23,6 +23,7 @@ from usclip_sdk.bundle import sha256_file, write_bundle
 from ..evaluate.zeroshot import class_weights, flat_class_embeddings
 from .fp16 import convert_fp16
 from .onnx_export import ExportedTower, TextTower, export_image_encoder, export_text_encoder
+from .weight_storage import store_weights_fp16
 
 __all__ = ["BundleSource", "bundle_class_embeddings", "quantize_text_int8", "write_model_bundle",
            "export_checkpoint"]
@@ -104,8 +105,11 @@ def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict
 def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out: str | Path, *,
                        as_zip: bool = False, fp16: bool = False, int8_text: bool = False,
                        overwrite: bool = False, int8_image: str | Path | None = None,
-                       calib_frames: int = 64) -> Path:
+                       calib_frames: int = 64, fp16_weights: bool = False) -> Path:
     """Export ``model`` and write the bundle at ``out``; returns its path.
+
+    fp16_weights: store the fp32 image encoder's weights as float16 (half the file, fp32
+    compute; see ``export.weight_storage``), recorded in the manifest's model source.
 
     int8_image: also ship a Q/DQ int8 image encoder calibrated on ``calib_frames`` frames from
     this source ("synthetic" or a folder of the user's frames; see ``export.int8``).
@@ -116,7 +120,9 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
         tmp = Path(tmp)
         img = export_image_encoder(model, tmp / "image_encoder.onnx", size)
         txt = export_text_encoder(model, tmp / "text_encoder.onnx", src.context_length)
-        files: dict[str, Path] = {"image_encoder.onnx": img.path, "tokenizer.json": Path(src.tokenizer_path)}
+        image_file = (store_weights_fp16(img.path, tmp / "image_encoder_w16.onnx") if fp16_weights
+                      else img.path)
+        files: dict[str, Path] = {"image_encoder.onnx": image_file, "tokenizer.json": Path(src.tokenizer_path)}
         enc: dict[str, dict] = {"image": {"fp32": _encoder_entry(img, "image_encoder.onnx")}, "text": {}}
         if int8_text:
             q = quantize_text_int8(txt.path, tmp / "text_encoder_int8.onnx")
@@ -135,7 +141,11 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
             files["image_encoder_int8.onnx"] = _int8_image(img, tmp, src, int8_image, calib_frames)
             enc["image"]["int8"] = _encoder_entry(img, "image_encoder_int8.onnx")
         emb = bundle_class_embeddings(model, tokenizer)
-        return write_bundle(out, _manifest(model, src, enc), files, emb, as_zip=as_zip, overwrite=overwrite)
+        manifest = _manifest(model, src, enc)
+        if fp16_weights:
+            manifest["model"]["source"] = dict(manifest["model"]["source"] or {},
+                                               image_weights_storage="float16 (fp32 compute)")
+        return write_bundle(out, manifest, files, emb, as_zip=as_zip, overwrite=overwrite)
 
 
 def _int8_image(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> Path:
