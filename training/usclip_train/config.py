@@ -53,6 +53,7 @@ class RunConfig:
     precision: str = "auto"             # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA if supported, else fp32)
     # --- data pipeline
     augment: bool = True                # mild crops inside the imaging region + intensity jitter
+    template_captions: float = 0.0      # P(caption -> a label-template prompt of one of its tags), with augment
     workers: int = 0
     cache_images: bool = True           # keep decoded, region-cropped frames in memory
     # --- run control

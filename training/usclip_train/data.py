@@ -147,12 +147,17 @@ class UltrasoundDataset(Dataset):
     tokenizer: ``factory.TextTokenizer``; captions are tokenised once, up front.
     mask_dir: folder of region masks named like the images (None: ``detect_region``).
     augment / seed: training augmentation; call ``set_epoch`` each epoch.
+    template_captions: with augmentation, the probability that a sample's caption is replaced by
+        a label-template prompt (``taxonomy.prompts``) for one of its tags, picked at random -
+        the UniMed-CLIP way of turning labels into text; it teaches the text side the exact
+        phrasing zero-shot classification uses. 0 keeps the report captions only.
     cache: keep each region-cropped frame, already resized to the model size, as uint8
     (True: a private dict; a dict: shared, keyed by image path).
     """
 
     def __init__(self, samples, preprocess, tokenizer, mask_dir: str | os.PathLike | None = None,
-                 augment: bool = False, seed: int = 0, cache: bool | dict = True):
+                 augment: bool = False, seed: int = 0, cache: bool | dict = True,
+                 template_captions: float = 0.0):
         self.samples = list(samples)
         if not self.samples:
             raise ValueError("samples: expected at least one sample, found none")
@@ -162,6 +167,10 @@ class UltrasoundDataset(Dataset):
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
         self.tokens = tokenizer([s.caption for s in self.samples])
         self.labels = torch.from_numpy(np.stack([labels_to_multihot(s.labels) for s in self.samples]))
+        if not 0.0 <= template_captions <= 1.0:
+            raise ValueError(f"template_captions: expected a probability in [0, 1], found {template_captions}")
+        self.template_captions = float(template_captions)
+        self._prompts = self._prompt_tokens(tokenizer) if self.template_captions > 0 else None
 
     @classmethod
     def from_root(cls, root, split, preprocess, tokenizer, max_samples: int | None = None, **kw):
@@ -196,10 +205,38 @@ class UltrasoundDataset(Dataset):
         x = (255.0 * (x / 255.0) ** gamma * gain).clamp(0, 255)
         return resize_normalize(x, self.size, self.mean, self.std)
 
+    @staticmethod
+    def _prompt_tokens(tokenizer) -> dict:
+        """Tokens of every template prompt of every taxonomy value, tokenised once."""
+        from usclip_sdk import taxonomy
+
+        keys, texts = [], []
+        for field, value in taxonomy.class_names():
+            for text in taxonomy.prompts(field, value):
+                keys.append((field, value))
+                texts.append(text)
+        toks = tokenizer(texts)
+        out: dict = {}
+        for k, row in zip(keys, toks):
+            out.setdefault(k, []).append(row)
+        return out
+
+    def _text(self, i: int) -> torch.Tensor:
+        if not (self.augment and self._prompts is not None):
+            return self.tokens[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+        if rng.random() >= self.template_captions:
+            return self.tokens[i]
+        tags = [(f, v) for f, vs in self.samples[i].labels.items() for v in vs]
+        if not tags:
+            return self.tokens[i]
+        rows = self._prompts[tags[int(rng.integers(len(tags)))]]
+        return rows[int(rng.integers(len(rows)))]
+
     def __getitem__(self, i: int):
         base = self.base_image(i)
         if self.augment:
             image = self._augment(base, i)
         else:
             image = resize_normalize(torch.from_numpy(base), self.size, self.mean, self.std)
-        return image, self.tokens[i], self.labels[i], i
+        return image, self._text(i), self.labels[i], i

@@ -273,7 +273,8 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
     ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
                                      max_samples=cfg.max_samples, augment=cfg.augment,
-                                     seed=cfg.seed, cache=_image_cache(cfg, spec))
+                                     seed=cfg.seed, cache=_image_cache(cfg, spec),
+                                     template_captions=cfg.template_captions)
     sim = build_similarity(cfg, ds.labels) if cfg.use_soft_labels else None
     if sim is not None and info.is_main:
         sim.save(run_dir / "similarity.json")
