@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="240x320", help="frame H x W")
     ap.add_argument("--bundle", help="bundle path (default: shipped, else the tiny test bundle)")
     ap.add_argument("--sample-every", type=int, default=500, help="RSS sample interval (frames)")
-    ap.add_argument("--refresh", type=int, default=30,
-                    help="stream(refresh_region_every=...): 30 is the default; a huge value "
+    ap.add_argument("--refresh", type=int, default=10,
+                    help="stream(refresh_region_every=...): 10 is the default; a huge value "
                          "isolates the per-frame pipeline from the periodic region refresh")
     ap.add_argument("--proxy-encoder", action="store_true",
                     help="swap the tiny bundle's image encoder for a conv proxy of edge-model "

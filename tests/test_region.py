@@ -73,20 +73,23 @@ def test_dicom_region_validated_against_frame():
     assert region_from_dicom([{"RegionLocationMinX0": "x"}], img) is None
 
 
-def test_tracker_caches_and_refreshes():
+def test_tracker_caches_and_redetects_only_on_layout_change():
     img, _ = scanner_frame(False)
     tr = RegionTracker(refresh_every=5)
     first = tr(img)
-    for _ in range(4):
-        assert tr(img) is first
+    for seed in range(1, 12):  # new speckle every frame, same layout: no new detection
+        assert tr(scanner_frame(False, seed=seed)[0]) is first
     assert tr.detections == 1
-    tr(img)  # 6th frame: refresh, same layout -> the cached region is kept
-    assert tr.detections == 2 and tr(img) is first
-    other, truth = scanner_frame(True)
-    small = cv2.resize(other, (400, 300))
+    lin, truth = scanner_frame(True)  # same frame size, other probe: found at the next check
+    regions = [tr(lin) for _ in range(5)]
+    assert tr.detections == 2 and regions[-1].kind == "linear" and iou(regions[-1].mask, truth) > 0.9
+    small = cv2.resize(lin, (400, 300))
     assert tr(small).frame_shape == (300, 400)  # new frame size -> immediate re-detection
+    assert tr.detections == 3
     with pytest.raises(ValueError, match="refresh_every"):
         RegionTracker(refresh_every=0)
+    with pytest.raises(ValueError, match="tolerance"):
+        RegionTracker(tolerance=1.0)
 
 
 def test_iou_and_full_region():

@@ -274,13 +274,14 @@ class Classifier:
         return preds, probs
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
-               refresh_region_every: int = 30) -> Iterator[Prediction]:
+               refresh_region_every: int = 10) -> Iterator[Prediction]:
         """Predictions for a video file, DICOM cine, camera index or iterable of frames.
 
         every: run the model on every n-th frame and re-emit the last result in between.
         smoothing: exponential moving average of the probabilities across processed frames
             (0 = none; 0.6 keeps 60 % of the history), which steadies the triage display.
-        The imaging region is detected once and refreshed every ``refresh_region_every`` frames.
+        The imaging region is detected once per layout: every ``refresh_region_every`` frames a
+        cheap fingerprint checks whether the scanner layout changed (RegionTracker).
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
