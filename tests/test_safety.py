@@ -262,11 +262,11 @@ def test_cli_classify_json_never_prints_patient_fields(bundle, tmp_path):
     cut.write_bytes(good.read_bytes()[:-5000])
     code = ("import logging, sys\nlogging.basicConfig(level=logging.DEBUG)\n"
             "from usclip_sdk.cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"),
-                                                          os.environ.get("PYTHONPATH", "")])}
+    # The same interpreter and import path as the tests: the installed package in CI (the
+    # source tree has no compiled extension there), the source tree in a dev checkout.
     proc = subprocess.run([sys.executable, "-c", code, "classify", str(good), str(cut),
                            "--bundle", str(bundle), "--backend", "onnxruntime", "--device", "cpu",
-                           "--json"], capture_output=True, text=True, timeout=180, env=env)
+                           "--json"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 1, proc.stderr[-2000:]  # one good file, one refused
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0]["file"] == "a.dcm"
