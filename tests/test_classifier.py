@@ -201,3 +201,19 @@ def test_sdk_runtime_never_imports_torch(bundle_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("a cyst", "a mass")
+
+
+def test_region_reused_only_for_the_same_layout(bundle_path, monkeypatch):
+    import usclip_sdk.classifier as cmod
+
+    clf = Classifier(bundle_path, backend="onnxruntime", device="cpu")
+    calls = []
+    real = cmod.detect_region
+    monkeypatch.setattr(cmod, "detect_region", lambda px: calls.append(1) or real(px))
+    a = [clf.classify(screen(i)) for i in range(4)]  # same layout, new content each frame
+    assert len(calls) == 1 and len({tuple(p.region["bbox"]) for p in a}) == 1
+    other = screen(9)
+    other[:, :100] = 0  # another layout of the same size: the scan area is narrower
+    b = clf.classify(other)
+    assert len(calls) == 2 and b.region["bbox"] != a[0].region["bbox"]
+    assert b.region["bbox"] == list(detect_region(other).bbox)
