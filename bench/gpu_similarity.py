@@ -16,35 +16,14 @@ import json
 
 import numpy as np
 import torch
+
+from gpu_timing import copy_rate, events_ms
 import torch.nn.functional as F
 
 from usclip_sdk import taxonomy
 from usclip_sdk.ops.similarity import similarity
 
 __all__ = ["main"]
-
-
-def events_ms(fn, reps=100, warm=10) -> float:
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return float(np.median(times))
-
-
-def copy_rate() -> float:
-    """Device-to-device copy bandwidth in bytes/s (read + write)."""
-    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    ms = events_ms(lambda: dst.copy_(src), reps=20, warm=3)
-    return 2 * src.numel() / (ms / 1e3)
 
 
 def torch_similarity(x, c, groups=None, k=5, to_host=False):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import json
 import os
 import re
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Mapping, Sequence
 
 from .. import taxonomy as tx
 from .sample import Sample, SampleList, empty_labels
+from .us365k import iter_jsonl_objects
 
 __all__ = ["BUSI", "FetalPlanes", "ImageFolder", "CaptionTable", "open_dataset",
            "IMAGE_EXTENSIONS", "BUSI_LABELS", "FETAL_LABELS"]
@@ -195,16 +195,7 @@ def _csv_rows(path: Path, delimiter: str | None = None):
 
 def _table_rows(path: Path):
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as fh:
-            for ln, raw in enumerate(fh, 1):
-                if raw.strip():
-                    try:
-                        obj = json.loads(raw)
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{ln}: not JSON ({e.msg} at column {e.colno})") from None
-                    if not isinstance(obj, dict):
-                        raise ValueError(f"{path}:{ln}: expected an object, found {type(obj).__name__}")
-                    yield ln, obj
+        yield from iter_jsonl_objects(path)
     else:
         yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else None)
 

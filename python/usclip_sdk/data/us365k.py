@@ -24,7 +24,7 @@ from .sample import ZIP_SEP, Sample, SampleList, empty_labels
 from .us365k_writer import SPLITS, WriteSummary, write_dataset
 
 __all__ = ["US365K", "Sample", "write_dataset", "WriteSummary", "SPLITS", "read_full_data",
-           "read_pairs"]
+           "read_pairs", "iter_jsonl_objects"]
 
 _ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}
 
@@ -109,10 +109,10 @@ def _hashable(key: tuple) -> bool:
     return True
 
 
-def read_pairs(path: str | os.PathLike) -> list[tuple[int, str, str]]:
-    """(line, image, caption) of a split file; blank lines are skipped."""
+def iter_jsonl_objects(path: str | os.PathLike):
+    """(line number, object) of a JSON-lines file; blank lines are skipped, anything that is
+    not a JSON object raises ValueError naming file and line."""
     path = os.fspath(path)
-    out = []
     with open(path, encoding="utf-8") as fh:
         for ln, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -123,12 +123,20 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[int, str, str]]:
                 raise ValueError(f"{path}:{ln}: not JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{ln}: expected an object, found {type(obj).__name__}")
-            img, cap = obj.get("image"), obj.get("caption")
-            if not isinstance(img, str) or not img:
-                raise ValueError(f"{path}:{ln}: expected a non-empty 'image' string, found {img!r}")
-            if not isinstance(cap, str):
-                raise ValueError(f"{path}:{ln}: expected a 'caption' string, found {type(cap).__name__}")
-            out.append((ln, img, cap))
+            yield ln, obj
+
+
+def read_pairs(path: str | os.PathLike) -> list[tuple[int, str, str]]:
+    """(line, image, caption) of a split file; blank lines are skipped."""
+    path = os.fspath(path)
+    out = []
+    for ln, obj in iter_jsonl_objects(path):
+        img, cap = obj.get("image"), obj.get("caption")
+        if not isinstance(img, str) or not img:
+            raise ValueError(f"{path}:{ln}: expected a non-empty 'image' string, found {img!r}")
+        if not isinstance(cap, str):
+            raise ValueError(f"{path}:{ln}: expected a 'caption' string, found {type(cap).__name__}")
+        out.append((ln, img, cap))
     return out
 
 
