@@ -54,19 +54,25 @@ def baseline(frame, roi, mask):
     return np.ascontiguousarray(norm.transpose(2, 0, 1))[None]
 
 
+def _alternate(fa, fb, reps: int, clock) -> tuple[list[float], list[float]]:
+    """Seconds (by ``clock``) of ``reps`` calls each of fa and fb, alternated."""
+    ta, tb = [], []
+    for _ in range(reps):
+        t = clock()
+        fa()
+        ta.append(clock() - t)
+        t = clock()
+        fb()
+        tb.append(clock() - t)
+    return ta, tb
+
+
 def paired_ms(fa, fb, reps: int) -> tuple[float, float, float, float]:
     """Medians and minima (ms) of fa and fb timed alternately, so both see the same load on
     a shared machine; the minima approximate an unloaded machine."""
     for _ in range(5):
         fa(), fb()
-    ta, tb = [], []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fa()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fb()
-        tb.append(time.perf_counter() - t)
+    ta, tb = _alternate(fa, fb, reps, time.perf_counter)
     return (float(np.median(ta) * 1e3), float(np.median(tb) * 1e3), float(np.min(ta) * 1e3),
             float(np.min(tb) * 1e3))
 
@@ -78,14 +84,7 @@ def paired_cpu_ms(fa, fb, reps: int) -> tuple[float, float]:
     _native.native().set_num_threads(1)
     cv2.setNumThreads(1)
     try:
-        ta, tb = [], []
-        for _ in range(reps):
-            t = time.thread_time()
-            fa()
-            ta.append(time.thread_time() - t)
-            t = time.thread_time()
-            fb()
-            tb.append(time.thread_time() - t)
+        ta, tb = _alternate(fa, fb, reps, time.thread_time)
     finally:
         _native.native().set_num_threads(threads)
         cv2.setNumThreads(cv_threads)

@@ -21,30 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzz_cases import (NumpyDraw, bad_preprocess_case, bad_similarity_case,  # noqa: E402
-                        check_preprocess, check_rejected, check_similarity, preprocess_case,
-                        similarity_case)
+from fuzz_cases import run_seeded_case as run_case  # noqa: E402
 from usclip_sdk import ops  # noqa: E402
-from usclip_sdk.ops.preprocess import preprocess  # noqa: E402
-from usclip_sdk.ops.similarity import similarity  # noqa: E402
 
 __all__ = ["run_case", "main"]
 
 KINDS = ("preprocess valid", "similarity valid", "preprocess invalid", "similarity invalid")
-
-
-def run_case(seed: int) -> None:
-    """Run case ``seed``; raises AssertionError (or the unexpected exception) on failure."""
-    d = NumpyDraw(seed)
-    kind = seed % 4
-    if kind == 0:
-        check_preprocess(preprocess_case(d))
-    elif kind == 1:
-        check_similarity(similarity_case(d))
-    elif kind == 2:
-        check_rejected(preprocess, *bad_preprocess_case(d))
-    else:
-        check_rejected(similarity, *bad_similarity_case(d))
 
 
 def _run(start: int, cases: int, every: int) -> tuple[list[dict], list[dict]]:

@@ -17,11 +17,13 @@ import numpy as np
 from usclip_sdk import taxonomy
 from usclip_sdk.errors import UsclipError
 from usclip_sdk.ops import cuda_available
+from usclip_sdk.ops.preprocess import preprocess
 from usclip_sdk.ops.preprocess_args import CLIP_MEAN, CLIP_STD
+from usclip_sdk.ops.similarity import similarity
 
 __all__ = ["NumpyDraw", "HypothesisDraw", "TYPED_ERRORS", "preprocess_case", "bad_preprocess_case",
            "similarity_case", "bad_similarity_case", "check_preprocess", "check_similarity",
-           "check_rejected", "skips_value_checks"]
+           "check_rejected", "skips_value_checks", "run_seeded_case"]
 
 # What an invalid call may raise. Anything else (or a crash) is a bug.
 TYPED_ERRORS = (ValueError, TypeError, UsclipError)
@@ -434,3 +436,19 @@ def check_rejected(op, what: str, kw: dict) -> None:
         return
     desc = {k: (v.shape, str(v.dtype)) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
     raise AssertionError(f"{op.__name__}: broken {what!r} was accepted: {desc}")
+
+
+def run_seeded_case(seed: int) -> None:
+    """Seeded case ``seed`` of the long-run stream: generator ``seed % 4`` is 0 valid
+    preprocess, 1 valid similarity, 2 invalid preprocess, 3 invalid similarity. Raises
+    AssertionError (or the unexpected exception) on failure."""
+    d = NumpyDraw(seed)
+    kind = seed % 4
+    if kind == 0:
+        check_preprocess(preprocess_case(d))
+    elif kind == 1:
+        check_similarity(similarity_case(d))
+    elif kind == 2:
+        check_rejected(preprocess, *bad_preprocess_case(d))
+    else:
+        check_rejected(similarity, *bad_similarity_case(d))

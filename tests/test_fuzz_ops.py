@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from fuzz_cases import (HypothesisDraw, NumpyDraw, bad_preprocess_case, bad_similarity_case,
                         check_preprocess, check_rejected, check_similarity, preprocess_case,
-                        similarity_case)
+                        run_seeded_case, similarity_case)
 from usclip_sdk.ops.preprocess import preprocess
 from usclip_sdk.ops.similarity import similarity
 
@@ -59,16 +59,7 @@ def test_similarity_rejects_invalid_with_typed_errors(data):
 def test_seeded_mix_like_the_long_run():
     """A slice of bench/fuzz_ops.py's own case stream (same seeds, same order)."""
     for seed in range(200):
-        d = NumpyDraw(seed)
-        kind = seed % 4
-        if kind == 0:
-            check_preprocess(preprocess_case(d))
-        elif kind == 1:
-            check_similarity(similarity_case(d))
-        elif kind == 2:
-            check_rejected(preprocess, *bad_preprocess_case(d))
-        else:
-            check_rejected(similarity, *bad_similarity_case(d))
+        run_seeded_case(seed)
 
 
 def test_invalid_calls_leave_no_state_behind():
