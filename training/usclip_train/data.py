@@ -208,8 +208,6 @@ class UltrasoundDataset(Dataset):
     @staticmethod
     def _prompt_tokens(tokenizer) -> dict:
         """Tokens of every template prompt of every taxonomy value, tokenised once."""
-        from usclip_sdk import taxonomy
-
         keys, texts = [], []
         for field, value in taxonomy.class_names():
             for text in taxonomy.prompts(field, value):
