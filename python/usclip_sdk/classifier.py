@@ -34,12 +34,14 @@ _RESIZE = {"squash": "stretch", "stretch": "stretch", "longest": "letterbox", "l
 
 
 class _LabelSet:
-    """The active label set: names, their embeddings, and the prompts that made them."""
+    """The active label set and what scoring needs: the taxonomy's class embeddings with the
+    labels' embeddings appended (built once per set_labels, not per frame), and its groups."""
 
-    def __init__(self, names: Sequence[str], embeddings: np.ndarray, field: str | None):
+    def __init__(self, names: Sequence[str], embeddings: np.ndarray, classes: np.ndarray,
+                 groups: Sequence[int]):
         self.names = tuple(names)
-        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.field = field
+        self.matrix = np.ascontiguousarray(np.concatenate([classes, embeddings]), dtype=np.float32)
+        self.groups = (*groups, len(self.names))
 
 
 class Classifier:
@@ -92,7 +94,8 @@ class Classifier:
         if not idx:
             raise InvalidInputError(f"labels: the bundle has no taxonomy dimension {field!r}; "
                                     f"available: {list(self.fields)}")
-        return _LabelSet([self.class_names[i][1] for i in idx], self.class_embeddings[idx], field)
+        return _LabelSet([self.class_names[i][1] for i in idx], self.class_embeddings[idx],
+                         self.class_embeddings, self.group_sizes)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -119,7 +122,7 @@ class Classifier:
             if any(t.count("{}") != 1 for t in tmpl):
                 raise InvalidInputError(f"templates: each needs exactly one '{{}}', found {list(tmpl)}")
             emb = np.stack([self._ensemble([t.format(n) for t in tmpl]) for n in names])
-            new = _LabelSet(names, emb, None)
+            new = _LabelSet(names, emb, self.class_embeddings, self.group_sizes)
         with self._lock:
             self._labels = new
 
@@ -239,11 +242,9 @@ class Classifier:
     # ----------------------------------------------------------------- classification
     def _score(self, emb: np.ndarray, labels: _LabelSet) -> np.ndarray:
         """Per-group softmax probabilities over [93 taxonomy classes | active labels]."""
-        cls = np.concatenate([self.class_embeddings, labels.embeddings])
-        groups = list(self.group_sizes) + [len(labels.names)]
-        res = similarity(emb, cls, scale=self.bundle.logit_scale,
-                             bias=self.bundle.logit_bias or 0.0, topk=1, groups=groups,
-                             normalize=False)
+        res = similarity(emb, labels.matrix, scale=self.bundle.logit_scale,
+                         bias=self.bundle.logit_bias or 0.0, topk=1, groups=labels.groups,
+                         normalize=False)
         return np.asarray(res.probs, dtype=np.float32)
 
     def _prediction(self, probs: np.ndarray, labels: _LabelSet, region: dict[str, Any],
@@ -269,17 +270,24 @@ class Classifier:
     def classify(self, frame: Any, region: Region | None = None,
                  return_embedding: bool = False) -> Prediction:
         """Classify one frame (numpy uint8 gray/RGB, image or DICOM path, pydicom Dataset)."""
-        return self._run([to_frame(frame)], [region], None, return_embedding)[0][0]
+        return self._run([to_frame(frame)], [region], return_embedding)[0]
 
     def classify_batch(self, frames: Iterable[Any], return_embedding: bool = False) -> list[Prediction]:
         """Classify several frames (sizes may differ) in one encoder call."""
         fr = self._frames(frames)
-        return self._run(fr, [None] * len(fr), None, return_embedding)[0]
+        return self._run(fr, [None] * len(fr), return_embedding)
 
     def _run(self, frames: list[Frame], regions_in: list[Region | None],
-             tracker: RegionTracker | None, return_embedding: bool
-             ) -> tuple[list[Prediction], np.ndarray]:
+             return_embedding: bool) -> list[Prediction]:
         labels = self._labels  # one consistent label set for the whole call
+        emb, probs, regions, ms = self._infer(frames, regions_in, None, labels)
+        return [self._prediction(probs[i], labels, regions[i].to_dict(), ms, frames[i].source,
+                                 emb[i] if return_embedding else None) for i in range(len(frames))]
+
+    def _infer(self, frames: list[Frame], regions_in: list[Region | None],
+               tracker: RegionTracker | None, labels: _LabelSet
+               ) -> tuple[np.ndarray, np.ndarray, list[Region], dict[str, float]]:
+        """Embeddings, per-group probabilities, regions and per-frame stage times (ms)."""
         t0 = time.perf_counter()
         regions = [self._region(f, r, tracker) for f, r in zip(frames, regions_in)]
         t1 = time.perf_counter()
@@ -291,9 +299,7 @@ class Classifier:
         ms = {"region": (t1 - t0) * 1e3 / n, "preprocess": pre_ms / n,
               "encode": ((t3 - t1) * 1e3 - pre_ms) / n, "similarity": (t4 - t3) * 1e3 / n,
               "total": (t4 - t0) * 1e3 / n}
-        preds = [self._prediction(probs[i], labels, regions[i].to_dict(), ms, frames[i].source,
-                                  emb[i] if return_embedding else None) for i in range(n)]
-        return preds, probs
+        return emb, probs, regions, ms
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
                refresh_region_every: int = 10) -> Iterator[Prediction]:
@@ -320,14 +326,13 @@ class Classifier:
                 yield last
                 continue
             labels = self._labels
-            preds, probs = self._run([frame], [None], tracker, False)
+            _, probs, regions, ms = self._infer([frame], [None], tracker, labels)
             p = probs[0]
             if state is not None and state.shape == p.shape and smoothing > 0:
                 state = smoothing * state + (1.0 - smoothing) * p
             else:
                 state = p
-            last = self._prediction(state, labels, preds[0].region, preds[0].timings,
-                                    frame.source, None)
+            last = self._prediction(state, labels, regions[0].to_dict(), ms, frame.source, None)
             yield last
 
     def info(self) -> dict[str, Any]:
