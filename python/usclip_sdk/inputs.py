@@ -114,16 +114,13 @@ def _dicom_pixels(ds: Any, label: str) -> np.ndarray:
     except Exception as e:  # missing decoder, truncated data: say which, never patient data
         raise InvalidInputError(f"cannot decode DICOM pixel data of {label}: {type(e).__name__}: "
                                 f"{_scrub(str(e))}") from None
-    from pydicom.pixels import apply_color_lut, convert_color_space  # pydicom >= 3
+    from pydicom.pixels import apply_color_lut  # pydicom >= 3
 
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     frames = int(ds.get("NumberOfFrames", 1) or 1)
+    # YBR_* needs nothing here: pydicom's pixel_array returns RGB for them by default.
     if pi == "PALETTE COLOR":
         arr = apply_color_lut(arr, ds)
-    elif pi.startswith("YBR") and pi not in ("YBR_RCT", "YBR_ICT"):
-        # pydicom already converts JPEG-baseline YBR to RGB when decoding; others need it here.
-        if getattr(ds, "_pixel_array_opts", {}).get("as_rgb", True) is False:
-            arr = convert_color_space(arr, pi, "RGB")
     if arr.dtype != np.uint8:
         hi = float(arr.max()) if arr.size else 0.0
         arr = (arr.astype(np.float32) * (255.0 / max(hi, 1.0))).round().clip(0, 255).astype(np.uint8)
