@@ -104,9 +104,7 @@ class TensorRTBackend:
         self.embed_dim = int(out_shape[-1])
         self._stream = self._n.rt_stream_create()
         in_bytes = self.max_batch * int(np.prod(self.image_shape)) * self.input_dtype.itemsize
-        self._d_in = self._n.device_malloc(in_bytes) if hasattr(self._n, "device_malloc") else None
-        if self._d_in is None:
-            raise BackendUnavailableError("the native module lacks device_malloc (old build)")
+        self._d_in = self._n.device_malloc(in_bytes)
         self._d_out = self._n.device_malloc(self.max_batch * self.embed_dim * 4)
         self._h_out = self._n.rt_host_alloc_pinned(self.max_batch * self.embed_dim * 4)
         self._graphs: dict[int, int] = {}
