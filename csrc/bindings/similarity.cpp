@@ -53,6 +53,13 @@ sim::Matrix device_matrix(const py::tuple& t) {
   return m;
 }
 
+// A device tuple (sets on_device) or a host array.
+sim::Matrix any_matrix(const py::object& obj, const char* name, bool& on_device) {
+  on_device = py::isinstance<py::tuple>(obj);
+  return on_device ? device_matrix(obj.cast<py::tuple>())
+                   : host_matrix(obj.cast<py::array>(), name);
+}
+
 struct Result {
   py::array_t<float> logits, probs, topk_values, group_probs;
   py::array_t<int64_t> topk_indices, group_argmax;
@@ -128,19 +135,8 @@ py::tuple run_cuda(const py::object& image, const py::object& classes, float sca
   sim::CudaCall call;
   call.stream = reinterpret_cast<void*>(stream);
   call.device = device;
-  sim::Matrix x, c;
-  if (py::isinstance<py::tuple>(image)) {
-    x = device_matrix(image.cast<py::tuple>());
-    call.image_on_device = true;
-  } else {
-    x = host_matrix(image.cast<py::array>(), "image_emb");
-  }
-  if (py::isinstance<py::tuple>(classes)) {
-    c = device_matrix(classes.cast<py::tuple>());
-    call.classes_on_device = true;
-  } else {
-    c = host_matrix(classes.cast<py::array>(), "class_emb");
-  }
+  const sim::Matrix x = any_matrix(image, "image_emb", call.image_on_device);
+  const sim::Matrix c = any_matrix(classes, "class_emb", call.classes_on_device);
   Offsets keep;
   sim::Options o = options(scale, bias, normalize, topk, group_offsets, keep);
   sim::validate(x, c, o);
