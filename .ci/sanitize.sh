@@ -55,8 +55,8 @@ export USCLIP_FUZZ_EXAMPLES="${USCLIP_FUZZ_EXAMPLES:-100}"
 "$py" -c "import usclip_sdk._native as n, sys; f = n.__file__; print('extension:', f); \
 sys.exit(0 if f.startswith('$work/pkg') else 'not the sanitized build')"
 echo "== kernel + fuzz tests against the sanitized extension"
-"$py" -m pytest -q -p no:cacheprovider tests/test_ops_preprocess.py tests/test_ops_similarity.py \
-  tests/test_ops_similarity_errors.py tests/test_fuzz_ops.py && status=0 || status=$?
+"$py" -m pytest -q -p no:cacheprovider tests/native/test_ops_preprocess.py tests/native/test_ops_similarity.py \
+  tests/native/test_ops_similarity_errors.py tests/native/test_fuzz_ops.py && status=0 || status=$?
 unset LD_PRELOAD
 if ls "$log"/* >/dev/null 2>&1; then
   echo "sanitizer report(s):"; cat "$log"/*; exit 1

@@ -38,7 +38,7 @@ def _timeit(fn, warmup: int, iters: int) -> dict:
 
 
 def _frames(n: int, shape: tuple[int, int]) -> list[np.ndarray]:
-    from usclip_sdk.data.synth import render_view, sample_case
+    from usclip_data.synth import render_view, sample_case
 
     rng = np.random.default_rng(0)
     return [render_view(sample_case(rng, f"e{i}"), 0, i, size=shape).image for i in range(n)]

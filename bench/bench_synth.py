@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from usclip_sdk.data.synth import render_view, sample_case
-from usclip_sdk.data.synth.geometry import ScanGeometry
-from usclip_sdk.data.synth.render import simulate_beams
+from usclip_data.synth import render_view, sample_case
+from usclip_data.synth.geometry import ScanGeometry
+from usclip_data.synth.render import simulate_beams
 
 TARGET = 50.0
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from usclip_sdk.data.synth import caption, render_view, sample_case
-from usclip_sdk.data.us365k import write_dataset
-from usclip_sdk.data.us365k_writer import _case_streams, _n_views
+from usclip_data.synth import caption, render_view, sample_case
+from usclip_data.us365k import write_dataset
+from usclip_data.us365k_writer import _case_streams, _n_views
 
 __all__ = ["render_only", "naive_writer", "main"]
 

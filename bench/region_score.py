@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from usclip_sdk.data.synth import render_view, sample_case
+from usclip_data.synth import render_view, sample_case
 from usclip_sdk.region import detect_region, iou
 
 __all__ = ["score", "naive_region", "main"]

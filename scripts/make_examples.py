@@ -2,7 +2,7 @@
 
 python scripts/make_examples.py [--out python/usclip_sdk/models/examples] [--seed 11]
 Deterministic: the same seed writes the same files. Each frame is a full synthetic scanner
-screen (overlays included) from usclip_sdk.data.synth; labels.json holds the true labels.
+screen (overlays included) from usclip_data.synth; labels.json holds the true labels.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from usclip_sdk.data.synth import render_view, sample_case
+from usclip_data.synth import render_view, sample_case
 
 WANT = ("liver", "kidney", "thyroid", "breast", "bladder", "testis", "gallbladder", "lymph_node")
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from usclip_sdk import taxonomy
-from usclip_sdk.data.synth.case import ORGAN_MODELS, CaseSpec, LesionSpec
+from usclip_data.synth.case import ORGAN_MODELS, CaseSpec, LesionSpec
 
 BASE_LESION = LesionSpec(
     diagnosis="nodule", shape="round", margins="well-defined", echogenicity="hypoechoic",

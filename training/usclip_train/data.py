@@ -102,7 +102,7 @@ class FrameTransform:
         return detect_region(rgb).mask
 
     def base(self, path: str) -> np.ndarray:
-        from usclip_sdk.data.sample import load_rgb
+        from usclip_data.sample import load_rgb
 
         if self.cache is not None and path in self.cache:
             return self.cache[path]
@@ -142,7 +142,7 @@ def collate(items: Sequence[tuple]) -> Batch:
 class UltrasoundDataset(Dataset):
     """Samples (a ``US365K`` split or any sequence of ``Sample``) as training tensors.
 
-    samples: sequence of ``usclip_sdk.data.sample.Sample``.
+    samples: sequence of ``usclip_data.sample.Sample``.
     preprocess: the model's PreprocessConfig (size, mean, std).
     tokenizer: ``factory.TextTokenizer``; captions are tokenised once, up front.
     mask_dir: folder of region masks named like the images (None: ``detect_region``).
@@ -175,7 +175,7 @@ class UltrasoundDataset(Dataset):
     @classmethod
     def from_root(cls, root, split, preprocess, tokenizer, max_samples: int | None = None, **kw):
         """A split of a US-365K-layout folder; ``root/masks/`` is used when present."""
-        from usclip_sdk.data.us365k import US365K
+        from usclip_data.us365k import US365K
 
         samples = list(US365K(root, split))[:max_samples]
         masks = Path(root) / "masks"

@@ -1,9 +1,12 @@
 """The ``usclip`` command.
 
 Each subcommand is one module with ``register(subparsers)`` (which adds its parser and sets
-``func`` to its ``run(args) -> int``). SDK commands live in this package; training commands
-(train, eval, export, ...) live in ``usclip_train.cli`` and are registered only when torch is
-installed (the ``[train]`` extra). Results go to stdout, progress and errors to stderr.
+``func`` to its ``run(args) -> int``). SDK commands live in this package; other packages add
+theirs through the ``usclip.commands`` entry-point group (``usclip_data``: synth;
+``usclip_train``: train, eval, export), so this package never names them. A command module may
+declare ``REQUIRES`` (importable module names, plus ``EXTRA``, the pip extra that brings them):
+when one is missing the command still appears, and running it says what to install instead of
+failing with a traceback. Results go to stdout, progress and errors to stderr.
 """
 from __future__ import annotations
 
@@ -27,9 +30,28 @@ def _command_modules(package: str):
             yield mod
 
 
-def _training_available() -> bool:
-    return (importlib.util.find_spec("torch") is not None
-            and importlib.util.find_spec("usclip_train") is not None)
+def _plugin_modules():
+    """Command modules other packages register (entry-point group ``usclip.commands``)."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="usclip.commands"), key=lambda e: e.name):
+        yield ep.name, ep.value
+
+
+def _missing(mod) -> list[str]:
+    return [m for m in getattr(mod, "REQUIRES", ()) if importlib.util.find_spec(m) is None]
+
+
+def _register_unavailable(sub, name: str, help_text: str, missing: list[str], extra: str) -> None:
+    def run(_args) -> int:
+        print(f"usclip {name}: needs {', '.join(missing)}, which the [{extra}] extra installs: "
+              f"pip install 'usclip-sdk[{extra}]' (from a source checkout: pip install '.[{extra}]')",
+              file=sys.stderr)
+        return 2
+
+    p = sub.add_parser(name, help=f"{help_text} (needs the [{extra}] extra)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules("usclip_sdk.cli"):
         mod.register(sub)
-    if _training_available():
-        for mod in _command_modules("usclip_train.cli"):
+    for name, target in _plugin_modules():
+        try:
+            mod = importlib.import_module(target)
+        except ImportError:
+            continue  # a package that is not importable here registers nothing
+        missing = _missing(mod)
+        if missing:
+            doc = (mod.__doc__ or name).strip().splitlines()[0]
+            _register_unavailable(sub, name, doc, missing, getattr(mod, "EXTRA", "train"))
+        else:
             mod.register(sub)
     return parser
 
@@ -52,8 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        if not _training_available():
-            print("\n(training commands need the [train] extra: pip install '.[train]')", file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

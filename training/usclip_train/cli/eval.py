@@ -16,6 +16,10 @@ import json
 import sys
 from pathlib import Path
 
+# Checked by the usclip CLI before registering: without them the command says what to install.
+REQUIRES = ("torch", "open_clip")
+EXTRA = "train"
+
 __all__ = ["register", "run"]
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+# Checked by the usclip CLI before registering: without them the command says what to install.
+REQUIRES = ("torch", "open_clip")
+EXTRA = "train"
+
 __all__ = ["register", "run", "build_arg_parser"]
 
 

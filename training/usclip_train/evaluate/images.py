@@ -10,7 +10,7 @@ Two kinds of ``preprocess`` are accepted:
   (same numbers by contract, slower) is used with a warning;
 - any other callable: an open_clip / torchvision transform, called with a PIL RGB image.
 
-Paths may be ``archive.zip::member`` (see ``usclip_sdk.data.sample.load_rgb``).
+Paths may be ``archive.zip::member`` (see ``usclip_data.sample.load_rgb``).
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class ConfigTransform:
         return r.bbox, r.mask
 
     def __call__(self, image_path: str) -> torch.Tensor:
-        from usclip_sdk.data.sample import load_rgb
+        from usclip_data.sample import load_rgb
 
         if self._op is None:
             self._op = _preprocess_op()
@@ -98,7 +98,7 @@ class _PilTransform:
 
     def __call__(self, image_path: str) -> torch.Tensor:
         from PIL import Image
-        from usclip_sdk.data.sample import load_rgb
+        from usclip_data.sample import load_rgb
 
         return self.fn(Image.fromarray(load_rgb(image_path)))
 

@@ -46,7 +46,7 @@ def load_samples(data: str | Path | Sequence[Any], split: str = "test",
                  max_samples: int | None = None, seed: int = 0) -> list:
     """Samples (``image_path``, ``caption``, ``labels``) of a split.
 
-    ``data`` is a US-365K root (read with ``usclip_sdk.data.us365k.US365K``, cached per root,
+    ``data`` is a US-365K root (read with ``usclip_data.us365k.US365K``, cached per root,
     split and file mtime so repeated evaluations do not re-parse ``full_data.json``) or a
     sequence of such samples. ``max_samples`` keeps a seeded random subset, in file order.
     """
@@ -57,7 +57,7 @@ def load_samples(data: str | Path | Sequence[Any], split: str = "test",
             raise FileNotFoundError(f"data: expected a US-365K root with {split}.jsonl, not found: {jsonl}")
         key = (str(root.resolve()), split, jsonl.stat().st_mtime_ns)
         if key not in _SAMPLES_CACHE:
-            from usclip_sdk.data.us365k import US365K
+            from usclip_data.us365k import US365K
 
             _SAMPLES_CACHE[key] = list(US365K(root, split))
         samples = _SAMPLES_CACHE[key]

@@ -2,7 +2,7 @@
 
 onnxruntime's static quantisation in QDQ format (QuantizeLinear/DequantizeLinear pairs around
 each quantised tensor), calibrated on ultrasound frames: synthetic scanner frames from
-``usclip_sdk.data.synth`` (held-out seeds are disjoint) or a folder of a user's frames. Both
+``usclip_data.synth`` (held-out seeds are disjoint) or a folder of a user's frames. Both
 TensorRT 10 and 11 consume Q/DQ ONNX directly (no calibrator), and onnxruntime runs it on CPU.
 
 Weights int8 per channel, activations int8 per tensor (MinMax over the calibration set:
@@ -27,7 +27,7 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 def synthetic_frames(n: int, seed: int = 0, size: tuple[int, int] = (240, 320)) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
     """``n`` synthetic frames as (RGB uint8, region mask, labels); seeds ``seed..seed+n-1``."""
-    from usclip_sdk.data.synth import render_view, sample_case
+    from usclip_data.synth import render_view, sample_case
 
     for i in range(n):
         case = sample_case(np.random.default_rng(seed + i), f"calib-{seed + i}")

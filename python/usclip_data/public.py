@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .. import taxonomy as tx
+from usclip_sdk import taxonomy as tx
 from .sample import Sample, SampleList, empty_labels
 from .us365k import iter_jsonl_objects
 

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ... import taxonomy as tx
+from usclip_sdk import taxonomy as tx
 from . import caption_lexicon as lex
 
 __all__ = ["caption", "mentions", "DROP_PROBABILITY"]

@@ -31,7 +31,7 @@ from usclip_train.config import load_run_config, parse_overrides  # noqa: E402
 from usclip_train.train import train  # noqa: E402
 
 STEPS, SAVE_EVERY = 8, 2  # 36 training samples / batch 8 = 4 steps per epoch
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

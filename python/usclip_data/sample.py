@@ -15,7 +15,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .. import taxonomy as tx
+from usclip_sdk import taxonomy as tx
 
 __all__ = ["Sample", "SampleList", "ZIP_SEP", "empty_labels", "read_image_bytes", "load_rgb"]
 

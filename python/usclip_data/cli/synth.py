@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.us365k import US365K, write_dataset
+    from ..us365k import US365K, write_dataset
 
     if args.n < 1:
         raise ValueError(f"--n: expected a positive number of cases, found {args.n}")
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                "seconds": round(s.seconds, 3), "images_per_second": round(s.images_per_second, 1),
                "workers": s.workers}
     if args.contact_sheet:
-        from ..data.contact_sheet import contact_sheet
+        from ..contact_sheet import contact_sheet
 
         contact_sheet(US365K(args.out, "all"), args.contact_sheet)
         summary["contact_sheet"] = args.contact_sheet

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from usclip_sdk.data.synth import ORGAN_MODELS, render_view, sample_case
-from usclip_sdk.data.synth.anatomy import draw_gallbladder
-from usclip_sdk.data.synth.canvas import new_canvas
-from usclip_sdk.data.synth.geometry import ScanGeometry
+from usclip_data.synth import ORGAN_MODELS, render_view, sample_case
+from usclip_data.synth.anatomy import draw_gallbladder
+from usclip_data.synth.canvas import new_canvas
+from usclip_data.synth.geometry import ScanGeometry
 
 
 @pytest.mark.parametrize("depth_mm", [88.0, 95.0, 99.9, 100.0, 168.0])

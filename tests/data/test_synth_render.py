@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from usclip_sdk import taxonomy
-from usclip_sdk.data.synth import ORGAN_MODELS, CaseSpec, render_view, sample_case
+from usclip_data.synth import ORGAN_MODELS, CaseSpec, render_view, sample_case
 
 LESION_FIELDS = ("Shape", "Margins", "Echogenicity", "InternalCharacteristics", "PosteriorAcoustics", "Vascularity")
 
@@ -136,7 +136,7 @@ def test_overlays_lie_outside_the_region(cases: list[CaseSpec]) -> None:
 
 
 def _background(f) -> list[int]:
-    from usclip_sdk.data.synth.overlay import STYLES
+    from usclip_data.synth.overlay import STYLES
     return list(next(s["bg"] for s in STYLES if s["name"] == f.params["layout"]))
 
 

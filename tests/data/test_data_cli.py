@@ -13,12 +13,12 @@ import argparse
 
 import pytest
 
-from usclip_sdk.cli import synth
-from usclip_sdk.cli.synth import parse_size, parse_views
-from usclip_sdk.data import us365k
-from usclip_sdk.data.contact_sheet import contact_sheet, tile_text
-from usclip_sdk.data.sample import load_rgb
-from usclip_sdk.data.us365k import US365K
+from usclip_data.cli import synth
+from usclip_data.cli.synth import parse_size, parse_views
+from usclip_data import us365k
+from usclip_data.contact_sheet import contact_sheet, tile_text
+from usclip_data.sample import load_rgb
+from usclip_data.us365k import US365K
 from usclip_sdk import taxonomy as tx
 
 from test_data_us365k import fake_render_view, fake_sample_case
@@ -76,7 +76,7 @@ def test_contact_sheet_grid(tmp_path):
     assert tile_text(ds[0])[0] == ds[0].labels["Organ_level"][0]
     with pytest.raises(ValueError, match="empty"):
         contact_sheet([], tmp_path / "x.png")
-    from usclip_sdk.data.contact_sheet import _spread
+    from usclip_data.contact_sheet import _spread
 
     picked = [Path(ds[int(i)].image_path).name.split("_v")[0] for i in _spread(ds, 5, 3)]
     assert len(set(picked)) == 5  # five cases, not several views of fewer
@@ -84,7 +84,7 @@ def test_contact_sheet_grid(tmp_path):
 
 def _engine_available() -> bool:
     try:
-        from usclip_sdk.data.synth import render_view, sample_case  # noqa: F401
+        from usclip_data.synth import render_view, sample_case  # noqa: F401
     except ImportError:
         return False
     return True
@@ -138,7 +138,7 @@ def test_cli_end_to_end_real_engine(tmp_path):
 def test_progress_bar_lines_into_a_pipe_and_silence_when_disabled():
     import io
 
-    from usclip_sdk.data.progress import Progress
+    from usclip_data.progress import Progress
 
     buf = io.StringIO()
     with Progress(200, "img", "synth", stream=buf) as bar:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from synth_helpers import BASE_LESION
-from usclip_sdk.data.synth.canvas import Site, new_canvas
-from usclip_sdk.data.synth.geometry import ScanGeometry
-from usclip_sdk.data.synth.lesion import draw_lesion
-from usclip_sdk.data.synth.physics import TISSUE_ATTEN
+from usclip_data.synth.canvas import Site, new_canvas
+from usclip_data.synth.geometry import ScanGeometry
+from usclip_data.synth.lesion import draw_lesion
+from usclip_data.synth.physics import TISSUE_ATTEN
 
 
 def _draw(**kw):

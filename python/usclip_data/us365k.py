@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .. import taxonomy as tx
+from usclip_sdk import taxonomy as tx
 from .sample import ZIP_SEP, Sample, SampleList, empty_labels
 from .us365k_writer import SPLITS, WriteSummary, write_dataset
 

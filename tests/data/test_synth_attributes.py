@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from synth_helpers import below_box, coloured, ellipse_mask, grey, make_case, ring_mask
-from usclip_sdk.data.synth import render_view
+from usclip_data.synth import render_view
 
 SIZE = (480, 640)
 

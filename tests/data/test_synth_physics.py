@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from usclip_sdk.data.synth import physics as ph
-from usclip_sdk.data.synth.geometry import ScanGeometry
-from usclip_sdk.data.synth.render import simulate_beams
+from usclip_data.synth import physics as ph
+from usclip_data.synth.geometry import ScanGeometry
+from usclip_data.synth.render import simulate_beams
 
 
 def _homogeneous_envelope(seed: int, f0: float = 5.0) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from usclip_sdk import taxonomy as tx
-from usclip_sdk.data.synth import caption_lexicon as lex
-from usclip_sdk.data.synth.captions import caption, mentions
+from usclip_data.synth import caption_lexicon as lex
+from usclip_data.synth.captions import caption, mentions
 
 THYROID = {"Diagnosis": ("nodule",), "Body_system_level": ("Head and Neck",),
            "Organ_level": ("Thyroid gland",), "Shape": ("oval",), "Margins": ("well-defined",),

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from usclip_sdk import taxonomy as tx
-from usclip_sdk.data.sample import load_rgb
-from usclip_sdk.data.us365k import US365K, read_full_data, write_dataset
-from usclip_sdk.data.us365k_writer import split_cases
+from usclip_data.sample import load_rgb
+from usclip_data.us365k import US365K, read_full_data, write_dataset
+from usclip_data.us365k_writer import split_cases
 
 _DX = ("nodule", "cyst", "mass", "fluid collection", "normal appearance")
 

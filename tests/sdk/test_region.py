@@ -155,7 +155,7 @@ def test_synthetic_scanner_screens_meet_the_goal(size, n):
     # IoU >= 0.9 on >= 95 % of frames (bench/region_score.py measures it on 300 frames).
     # Native screens (640x480 .. 1024x768) and the cramped 256x256 ones the dataset writer
     # uses, where the colour bar and text sit a few pixels from the scan.
-    from usclip_sdk.data.synth import render_view, sample_case
+    from usclip_data.synth import render_view, sample_case
 
     rng = np.random.default_rng(2024 if size is None else 11)
     ious, kinds, ms = [], [], []

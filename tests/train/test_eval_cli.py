@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("open_clip")
-pytest.importorskip("usclip_sdk.data.us365k")
+pytest.importorskip("usclip_data.us365k")
 
 from _export_helpers import tiny_model  # noqa: E402
 from train_fixtures import make_dataset  # noqa: E402
@@ -82,7 +82,7 @@ def test_bundle_eval_matches_the_checkpoint(tiny, capsys):
     pytest.importorskip("onnxruntime")
     import numpy as np
     from usclip_sdk.cli import main
-    from usclip_sdk.data.us365k import US365K
+    from usclip_data.us365k import US365K
     from usclip_train.checkpoint import load_model
     from usclip_train.data import FrameTransform
     from usclip_train.evaluate import class_weights, from_open_clip

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import taxonomy
+from usclip_sdk import taxonomy
 
 __all__ = ["OrganModel", "ORGAN_MODELS", "LesionSpec", "CaseSpec", "sample_case", "PROBES"]
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import taxonomy as tx
+from usclip_sdk import taxonomy as tx
 from .progress import Progress
 
 __all__ = ["write_dataset", "WriteSummary", "SPLITS", "split_cases", "media_name"]
@@ -293,7 +293,7 @@ def write_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
     tables.close(commit=True)
     per_split = tables.per_split
     seconds = time.perf_counter() - t0
-    meta = {"format": "us365k", "generator": "usclip_sdk.data.synth", "seed": int(seed),
+    meta = {"format": "us365k", "generator": "usclip_data.synth", "seed": int(seed),
             "n_cases": int(n_cases), "n_images": tables.n, "views_per_case": list(views),
             "size": None if size_t is None else list(size_t), "splits": list(splits),
             "cases_per_split": {s: split_of.count(s) for s in SPLITS},

@@ -31,7 +31,7 @@ from usclip_sdk.bundle import Bundle  # noqa: E402
 from usclip_sdk.classifier import Classifier  # noqa: E402
 from usclip_sdk.errors import BundleError, InvalidInputError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "python" / "usclip_sdk"
 TRAIN = ROOT / "training" / "usclip_train"
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve",

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from usclip_sdk.data.public import BUSI, CaptionTable, FetalPlanes, ImageFolder, open_dataset
-from usclip_sdk.data.sample import Sample
-from usclip_sdk.data.us365k import US365K
+from usclip_data.public import BUSI, CaptionTable, FetalPlanes, ImageFolder, open_dataset
+from usclip_data.sample import Sample
+from usclip_data.us365k import US365K
 
 
 def _png(path: Path, value: int = 100, size=(12, 16)) -> Path:
@@ -145,7 +145,7 @@ def test_caption_table_errors_name_file_and_line(tmp_path):
 
 
 def test_open_dataset_recognises_layouts(tmp_path):
-    from usclip_sdk.data.us365k import write_dataset
+    from usclip_data.us365k import write_dataset
     from test_data_us365k import fake_render_view, fake_sample_case
 
     write_dataset(tmp_path / "us", 3, 0, (1, 1), (32, 32), 1, progress=False,

@@ -1,0 +1,1 @@
+"""Data-side subcommands of ``usclip`` (registered through the ``usclip.commands`` entry points)."""

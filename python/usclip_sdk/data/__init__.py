@@ -1,1 +1,0 @@
-"""Data: the synthetic B-mode engine (``synth``) and readers/writers for real layouts."""
