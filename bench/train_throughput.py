@@ -36,7 +36,7 @@ def _one(model_name: str, full: bool, batch: int, steps: int, ctx: int) -> dict:
     module = TrainModule(model, fusion).train()
     loss_fn = UltrasoundClipLoss(TagSimilarity.prior() if full else None, lambda_sm=1.0 if full else 0.0)
     opt = torch.optim.AdamW(param_groups(module, cfg), lr=1e-4)
-    size = spec.preprocess.size
+    size = spec.preprocess.image_size
     images = torch.randn(batch, 3, *size)
     tokens = torch.randint(1000, 20000, (batch, ctx))
     labels = torch.zeros(batch, 93)

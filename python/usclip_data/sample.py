@@ -11,13 +11,15 @@ import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from usclip_sdk import taxonomy as tx
 
-__all__ = ["Sample", "SampleList", "ZIP_SEP", "empty_labels", "read_image_bytes", "load_rgb"]
+__all__ = ["Sample", "SampleList", "ZIP_SEP", "empty_labels", "read_image_bytes", "load_pixels", "load_rgb",
+           "mask_path", "load_stored_mask"]
 
 ZIP_SEP = "::"
 _zips: dict[tuple[int, str], zipfile.ZipFile] = {}
@@ -72,15 +74,60 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         return fh.read()
 
 
+def load_pixels(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image (file or ``archive.zip::member``) exactly as the runtime does: uint8 gray
+    H x W or RGB H x W x 3, 16-bit stretched by its maximum (``usclip_sdk.inputs.decode_image``)."""
+    from usclip_sdk.inputs import decode_image
+
+    return decode_image(read_image_bytes(path), os.fspath(path))
+
+
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image to H x W x 3 uint8 RGB (grey images are replicated to three channels)."""
+    """``load_pixels`` as H x W x 3 uint8 RGB (grey images are replicated to three channels)."""
+    img = load_pixels(path)
+    return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img)
+
+
+def mask_path(image_path: str | os.PathLike, mask_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where the stored imaging-region mask of an image would be, or None if it has no place.
+
+    ``mask_dir/<file name>`` when a folder is given; else the US-365K layout's sibling:
+    ``<root>/masks/<name>`` for ``<root>/images/<name>`` and for a member ``images/<name>`` of
+    ``<root>/images.zip`` (the synthetic writer stores the true region of every frame there).
+    """
+    p = os.fspath(image_path)
+    if ZIP_SEP in p:
+        archive, member = p.split(ZIP_SEP, 1)
+        name, root = Path(member).name, Path(archive).parent
+    else:
+        name = Path(p).name
+        root = Path(p).parent.parent if Path(p).parent.name == "images" else None
+    if mask_dir is not None:
+        return Path(mask_dir) / name
+    return root / "masks" / name if root is not None else None
+
+
+def load_stored_mask(image_path: str | os.PathLike, shape: tuple[int, int],
+                     mask_dir: str | os.PathLike | None = None) -> np.ndarray | None:
+    """The stored region mask of an image (uint8, 1 inside), or None when there is none.
+
+    A mask file that exists but cannot be read, has another size than the frame, or is empty
+    is corrupt data: ValueError naming the file, never a silent switch to another region.
+    """
     import cv2
 
-    data = np.frombuffer(read_image_bytes(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # BGR, 8-bit, alpha dropped
-    if img is None:
-        raise ValueError(f"{os.fspath(path)}: not a decodable image")
-    return np.ascontiguousarray(img[:, :, ::-1])
+    mp = mask_path(image_path, mask_dir)
+    if mp is None or not mp.is_file():
+        return None
+    m = cv2.imread(str(mp), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise ValueError(f"{mp}: stored region mask is not a decodable image")
+    if m.shape != tuple(shape):
+        raise ValueError(f"{mp}: stored region mask is {m.shape[1]}x{m.shape[0]}, its image "
+                         f"{shape[1]}x{shape[0]}")
+    if not m.any():
+        raise ValueError(f"{mp}: stored region mask is empty (no imaging region)")
+    return (m > 0).astype(np.uint8)
 
 
 class SampleList(Sequence[Sample]):

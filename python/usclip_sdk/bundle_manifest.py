@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from .errors import BundleError, BundleVersionError
+from .pixels import PreprocessSpec, parse_preprocess
 
 __all__ = [
     "FORMAT_VERSION",
@@ -76,23 +77,6 @@ class ModelInfo:
     logit_scale: float  # already exp()'d: logits = logit_scale * image @ text.T + logit_bias
     logit_bias: float | None = None
     source: Mapping[str, Any] | None = None  # checkpoint path/sha, exporter versions
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    image_size: tuple[int, int]  # H, W of the encoder input
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    # The contract of docs/architecture.md ("one preprocessing, both sides"): crop to the
-    # imaging region, fill outside its mask with fill_color, resize, normalise on 0..1.
-    resize_mode: str = "stretch"  # "stretch" (training's) | "letterbox"
-    interpolation: str = "bilinear"  # pixel-centre aligned
-    antialias: bool = True  # when downscaling (PIL-like)
-    region: str = "imaging_region"  # "imaging_region" (crop to it) | "full" (whole frame)
-    fill_color: int = 0
-    channel_order: str = "RGB"
-    layout: str = "NCHW"
-    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -201,19 +185,12 @@ def _model(v: Any) -> ModelInfo:
 
 
 def _preprocess(v: Any) -> PreprocessSpec:
-    keys = ("resize_mode", "interpolation", "antialias", "region", "fill_color", "channel_order", "layout", "dtype")
-    p = _obj(v, "preprocess", ("image_size", "mean", "std"), keys)
-    nums = {}
-    for k, n in (("image_size", 2), ("mean", 3), ("std", 3)):
-        seq = _typed(p[k], list, f"preprocess.{k}")
-        if len(seq) != n:
-            raise BundleError(f"manifest preprocess.{k}: expected {n} numbers, found {len(seq)}")
-        kind = int if k == "image_size" else (int, float)
-        nums[k] = tuple(_typed(x, kind, f"preprocess.{k}[{i}]") for i, x in enumerate(seq))
-    kinds = {"antialias": bool, "fill_color": int}
-    extra = {k: _typed(p[k], kinds.get(k, str), f"preprocess.{k}") for k in keys if k in p}
-    return PreprocessSpec(nums["image_size"], tuple(map(float, nums["mean"])),
-                          tuple(map(float, nums["std"])), **extra)
+    # One spec for every room (usclip_sdk.pixels): values the runtime does not implement
+    # (NHWC, nearest, ...) are refused here, by name, before anything is fed to a model.
+    try:
+        return parse_preprocess(v, "preprocess", legacy=False)
+    except ValueError as e:
+        raise BundleError(f"manifest {e}") from None
 
 
 def _text(v: Any) -> TextSpec:
@@ -268,6 +245,10 @@ def parse_manifest(d: Any) -> Manifest:
     for p in m.referenced_paths():
         if p not in m.files:
             raise BundleError(f"manifest: {p!r} is referenced but has no entry in 'files' (no checksum)")
+    fp32_in = m.encoders["image"]["fp32"].inputs
+    if fp32_in and fp32_in[0].dtype != m.preprocess.dtype:
+        raise BundleError(f"manifest preprocess.dtype: {m.preprocess.dtype!r} disagrees with the fp32 "
+                          f"image encoder's input {fp32_in[0].name!r} ({fp32_in[0].dtype})")
     return m
 
 

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ops
-from .ops.preprocess import preprocess
 from .ops.similarity import similarity
+from .pixels import model_input
 from .backends import open_backend
 from .bundle import Bundle
 from .errors import InvalidInputError
@@ -30,7 +30,6 @@ __all__ = ["Classifier", "DEFAULT_LABEL_TEMPLATES"]
 
 DEFAULT_LABEL_TEMPLATES = ("an ultrasound image of {}.", "a sonogram showing {}.",
                            "ultrasound findings: {}.", "b-mode ultrasound with {}.")
-_RESIZE = {"squash": "stretch", "stretch": "stretch", "longest": "letterbox", "letterbox": "letterbox"}
 
 
 class _LabelSet:
@@ -51,28 +50,28 @@ class Classifier:
     ``Classifier.from_bundle(path, backend=..., device=..., precision=...)`` any other bundle.
     ``region``: "auto" (DICOM regions when valid, else detection), "full" (no cropping).
     ``threads``: onnxruntime threads; ``engine_batch``: the TensorRT engine's batch profile
-    ("MIN,OPT,MAX", as built by ``usclip build-engine --batch``).
+    ("MIN,OPT,MAX", as built by ``usclip build-engine --batch``); larger batches are split into
+    chunks the backend takes (``backend.max_batch``).
     """
 
     def __init__(self, bundle: str | Path | Bundle | None = None, backend: str = "auto",
                  device: str = "auto", precision: str = "auto", region: str = "auto",
                  threads: int | None = None, engine_batch: str = "1,1,8",
-                 text_cache_size: int = 4096):
+                 text_cache_size: int = 4096, trusted_keys=None):
         if region not in ("auto", "full"):
             raise ValueError(f"region: expected 'auto' or 'full', found {region!r}")
+        # trusted_keys (else USCLIP_TRUSTED_KEYS): the bundle must be signed by one of them,
+        # checked before any model file is parsed (usclip_sdk.signing).
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
-            bundle if bundle is not None else default_bundle_path())
+            bundle if bundle is not None else default_bundle_path(), trusted_keys=trusted_keys)
         self.backend = open_backend(self.bundle, backend, device, precision, threads=threads,
                                     engine_batch=engine_batch)
-        self.region_mode = region
-        pre = self.bundle.preprocess
-        self.image_size = tuple(pre.image_size)
-        self.mean, self.std = tuple(pre.mean), tuple(pre.std)
-        try:
-            self.resize = _RESIZE[pre.resize_mode]
-        except KeyError:
-            raise InvalidInputError(f"bundle preprocess.resize_mode {pre.resize_mode!r} is not "
-                                    f"supported; expected one of {sorted(_RESIZE)}") from None
+        # The bundle's preprocess spec is the one description of the encoder's input, checked
+        # when the manifest was parsed (usclip_sdk.pixels); a spec of region "full" means the
+        # model was trained on whole frames, so no region is cropped whatever ``region`` says.
+        self.preprocess = self.bundle.preprocess
+        self.region_mode = "full" if self.preprocess.region == "full" else region
+        self.image_size = tuple(self.preprocess.image_size)
         self.class_names = self.bundle.class_names
         self.group_sizes = tuple(self.bundle.group_sizes)
         self.class_embeddings = np.ascontiguousarray(self.bundle.class_embeddings(), np.float32)
@@ -190,37 +189,42 @@ class Classifier:
 
     def _preprocess(self, frames: Sequence[Frame], regions: Sequence[Region]) -> np.ndarray:
         h, w = self.image_size
-        batch = np.empty((len(frames), 3, h, w), dtype=np.float32)
+        batch = np.empty((len(frames), 3, h, w), dtype=self.backend.input_dtype)
         for i, (f, r) in enumerate(zip(frames, regions)):
             # Frames of any size in one batch: one kernel call per frame, straight into its slot.
-            preprocess(f.pixels, size=(h, w), roi=r.bbox, mask=r.mask, mean=self.mean,
-                       std=self.std, color="rgb", resize=self.resize, dtype="float32",
-                       out=batch[i:i + 1])
+            model_input(f.pixels, r.bbox, r.mask, self.preprocess, dtype=batch.dtype.name,
+                        out=batch[i:i + 1])
         return batch
 
     def _encode(self, frames: Sequence[Frame], regions: Sequence[Region]) -> tuple[np.ndarray, float]:
-        """Image embeddings, and the time spent preprocessing (ms).
+        """Image embeddings, and the time spent preprocessing (ms), in chunks of at most the
+        backend's ``max_batch`` frames."""
+        step = self.backend.max_batch or len(frames)
+        embs, pre_ms = [], 0.0
+        for i in range(0, len(frames), step):
+            e, ms = self._encode_chunk(frames[i:i + step], regions[i:i + step])
+            embs.append(e)
+            pre_ms += ms
+        return (embs[0] if len(embs) == 1 else np.concatenate(embs)), pre_ms
 
-        On a backend with a device input binding (TensorRT) the CUDA kernel writes each frame
-        straight into the engine's input: the pixels cross to the GPU once, as uint8.
-        """
+    def _encode_chunk(self, frames: Sequence[Frame], regions: Sequence[Region]) -> tuple[np.ndarray, float]:
+        # On a backend whose input lives on the GPU (TensorRT) the CUDA kernel writes each frame
+        # straight into the engine's input binding: the pixels cross to the GPU once, as uint8.
         t = time.perf_counter()
-        device_input = getattr(self.backend, "device_input", None)
-        if device_input is None:
+        if not self.backend.device_input:
             batch = self._preprocess(frames, regions)
             pre_ms = (time.perf_counter() - t) * 1e3
             return self.backend.encode_image(batch), pre_ms
         h, w = self.image_size
         n = len(frames)
         with self.backend.lock:
-            binding = device_input(n)
+            binding = self.backend.bind_input(n)
             per = 3 * h * w * binding.dtype.itemsize
             for i, (f, r) in enumerate(zip(frames, regions)):
-                preprocess(f.pixels, size=(h, w), roi=r.bbox, mask=r.mask, mean=self.mean,
-                           std=self.std, color="rgb", resize=self.resize,
-                           dtype=binding.dtype.name, device="cuda", stream=self.backend.stream,
-                           out=(binding.ptr + i * per, (1, 3, h, w)))
-            pre_ms = (time.perf_counter() - t) * 1e3  # queued, not waited for: see encode
+                model_input(f.pixels, r.bbox, r.mask, self.preprocess, dtype=binding.dtype.name,
+                            device="cuda", stream=self.backend.stream,
+                            out=(binding.ptr + i * per, (1, 3, h, w)))
+            pre_ms = (time.perf_counter() - t) * 1e3  # queued, not waited for: see run_bound
             return self.backend.run_bound(n), pre_ms
 
     def embed_image(self, frames: Any) -> np.ndarray:
@@ -336,7 +340,11 @@ class Classifier:
             yield last
 
     def info(self) -> dict[str, Any]:
+        sig = self.bundle.signature
         return {"bundle": self.bundle.manifest.model.name, "bundle_path": str(self.bundle.source),
-                "backend": self.backend.info() | {"name": self.backend.name},
+                "signature": {"verified": self.bundle.verified, "key_id": sig.key_id if sig else None},
+                "backend": self.backend.info() | {"name": self.backend.name,
+                                                  "fallback": self.backend.fallback},
+                "preprocess": self.preprocess.to_dict(),
                 "image_size": list(self.image_size), "labels": list(self.labels),
                 "native": ops.build_info()}

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["Frame", "to_frame", "load_image", "read_dicom", "iter_frames", "is_video_path",
+__all__ = ["Frame", "to_frame", "decode_image", "load_image", "read_dicom", "iter_frames", "is_video_path",
            "MAX_PIXELS"]
 
 # Larger frames are refused before any allocation (a 20000 x 20000 RGB frame is 1.2 GB).
@@ -69,21 +69,31 @@ def _check_array(a: Any, name: str = "frame") -> np.ndarray:
     return a
 
 
+def decode_image(data: bytes | np.ndarray, name: str = "image") -> np.ndarray:
+    """Encoded image bytes -> uint8 gray (H x W) or RGB (H x W x 3): the one decoder.
+
+    Training, evaluation and the runtime all decode with this function, so a frame means the
+    same pixels everywhere: 16-bit images are stretched by their maximum (as a viewer would;
+    cv2's IMREAD_COLOR would shift them to 8 bits instead), alpha is dropped, BGR becomes RGB.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise InvalidInputError(f"cannot decode image file {name}: not an image or corrupt")
+    if img.dtype == np.uint16:
+        img = _check_array(img, name)
+    if img.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        img = cv2.cvtColor(img, code)
+    return _check_array(img, name)
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (or gray); a missing or corrupt file raises."""
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"image file not found: {p}")
-    data = np.fromfile(str(p), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise InvalidInputError(f"cannot decode image file {p.name}: not an image or corrupt")
-    if img.dtype == np.uint16:
-        img = _check_array(img, p.name)
-    if img.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        img = cv2.cvtColor(img, code)
-    return _check_array(img, p.name)
+    return decode_image(np.fromfile(str(p), dtype=np.uint8), p.name)
 
 
 def _dicom_module():

@@ -26,7 +26,8 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["Region", "detect_region", "region_from_dicom", "full_region", "RegionTracker", "iou"]
+__all__ = ["Region", "detect_region", "region_from_dicom", "region_from_mask", "full_region", "RegionTracker",
+           "iou"]
 
 # The longer side of the working map: boundaries need ~1 % accuracy, not every pixel.
 _WORK_SIDE = 320
@@ -83,6 +84,19 @@ class Region:
 def full_region(height: int, width: int) -> Region:
     """The whole frame (used when no scan area can be found)."""
     return Region((0, 0, width, height), np.ones((height, width), np.uint8), "full", (height, width))
+
+
+def region_from_mask(mask: np.ndarray, kind: str = "stored") -> Region:
+    """A Region from a full-frame mask (nonzero inside), e.g. a data set's stored true mask:
+    its bounding box and the mask as 0/1 uint8. An empty mask is refused."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise InvalidInputError(f"mask: expected H x W, found shape {m.shape}")
+    pts = cv2.findNonZero((m != 0).astype(np.uint8))
+    if pts is None:
+        raise InvalidInputError("mask: empty (no pixel inside the imaging region)")
+    x, y, w, h = cv2.boundingRect(pts)
+    return Region((x, y, x + w, y + h), (m != 0).astype(np.uint8), kind, m.shape[:2])
 
 
 def _check(frame: np.ndarray) -> np.ndarray:

@@ -176,7 +176,7 @@ def test_backend_logic_with_fake_tensorrt(fake):
 def test_classifier_device_path_fills_the_input_binding(fake, monkeypatch):
     bundle, native, be = fake
     calls = []
-    import usclip_sdk.classifier as cmod
+    import usclip_sdk.pixels as cmod  # the one pixel path the Classifier calls
 
     real = cmod.preprocess
 
@@ -195,3 +195,63 @@ def test_classifier_device_path_fills_the_input_binding(fake, monkeypatch):
     clf.backend = be
     got = [p.to_dict()["attributes"] for p in clf.classify_batch(frames)]
     assert calls == [(1, 3, 32, 32)] * 2 and got == want
+
+
+def test_classifier_splits_batches_to_the_backends_maximum(fake, monkeypatch):
+    # The engine's profile takes at most 4 frames; onnxruntime any number. classify_batch of 9
+    # must give the same answers on both (it was a ValueError on TensorRT before).
+    import usclip_sdk.pixels as pix
+
+    bundle, native, be = fake
+    real = pix.preprocess
+
+    def fake_cuda_preprocess(frame, *, out, device, stream, **kw):
+        ptr, _shape = out
+        res = real(frame, **kw)
+        ctypes.memmove(ptr, res.ctypes.data, res.nbytes)
+
+    clf = Classifier(bundle, backend="onnxruntime", device="cpu")
+    frames = [screen(i) for i in range(9)]
+    want = [p.to_dict()["attributes"] for p in clf.classify_batch(frames)]
+    assert be.max_batch == 4 and clf.backend.max_batch is None
+    monkeypatch.setattr(pix, "preprocess", fake_cuda_preprocess)
+    clf.backend = be
+    got = [p.to_dict()["attributes"] for p in clf.classify_batch(frames)]
+    assert got == want
+
+
+@pytest.mark.parametrize("error", ["engine", "unavailable", "device"])
+def test_auto_falls_back_to_onnxruntime_on_any_tensorrt_failure_and_says_why(tiny, monkeypatch, error):
+    from usclip_sdk import backends
+    from usclip_sdk.errors import DeviceError, EngineError
+
+    exc = {"engine": EngineError("engine build failed: out of memory"),
+           "unavailable": BackendUnavailableError("no engine and no builder"),
+           "device": DeviceError("cudaErrorLaunchFailure")}[error]
+
+    def broken(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(trt_backend, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(backends, "_open_tensorrt", broken)
+    clf = Classifier(tiny, backend="auto")
+    assert clf.backend.name.startswith("onnxruntime")
+    fallback = clf.info()["backend"]["fallback"]
+    assert fallback.startswith("tensorrt not used") and str(exc) in fallback
+    with pytest.raises(type(exc)):  # an explicit request never becomes another backend
+        monkeypatch.setitem(backends.BACKENDS, "tensorrt", broken)
+        Classifier(tiny, backend="tensorrt")
+
+
+def test_every_backend_declares_the_whole_protocol(fake):
+    from usclip_sdk.backends import base
+
+    _bundle, _native, trt = fake
+    ort = open_backend(_bundle, "onnxruntime", "cpu")
+    members = [n for n in dir(base.Backend) if not n.startswith("_")] + list(base.Backend.__annotations__)
+    for be in (ort, trt):
+        missing = [m for m in members if not hasattr(be, m)]
+        assert not missing, f"{type(be).__name__} lacks {missing}"
+    assert (ort.device_input, trt.device_input) == (False, True)
+    for mod in ("onnxruntime", "tensorrt"):
+        assert callable(__import__(f"usclip_sdk.backends.{mod}", fromlist=["x"]).unavailable_reason)

@@ -223,9 +223,10 @@ def test_from_open_clip_batches_images_and_text(tmp_path):
     assert img[3] == pytest.approx(want / np.linalg.norm(want), abs=1e-5)
 
 
-def test_config_transform_uses_stored_mask(tmp_path):
+def test_image_loader_uses_stored_mask_and_can_detect_instead(tmp_path):
     import cv2
-    from usclip_train.evaluate.images import ConfigTransform
+    from usclip_sdk.pixels import PreprocessSpec
+    from usclip_train.evaluate.images import image_loader
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -234,19 +235,11 @@ def test_config_transform_uses_stored_mask(tmp_path):
     mask[10:30, 20:50] = 255
     cv2.imwrite(str(tmp_path / "images" / "a.png"), frame)
     cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
-
-    @dataclass(frozen=True)
-    class Cfg:
-        size: tuple = (16, 16)
-        mean: tuple = (0.0, 0.0, 0.0)
-        std: tuple = (1.0, 1.0, 1.0)
-        resize_mode: str = "stretch"
-
-    t = ConfigTransform(Cfg())
-    bbox, _ = t.region(frame, str(tmp_path / "images" / "a.png"))
-    assert bbox == (20, 10, 50, 30)
-    with warnings.catch_warnings():  # the numpy reference stands in where the kernel is not built
-        warnings.simplefilter("ignore", RuntimeWarning)
-        x = t(str(tmp_path / "images" / "a.png"))
+    spec = PreprocessSpec(image_size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    t = image_loader(spec)
+    path = str(tmp_path / "images" / "a.png")
+    assert t.region(path, frame).bbox == (20, 10, 50, 30)
+    x = t(path)
     assert tuple(x.shape) == (3, 16, 16)
     assert float(x.min()) == pytest.approx(200 / 255, abs=1e-3)  # the crop is all inside the mask
+    assert image_loader(spec, use_stored_masks=False).region(path, frame).kind != "stored"

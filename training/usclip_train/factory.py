@@ -24,9 +24,10 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from usclip_sdk.pixels import PreprocessSpec, parse_preprocess
+
 __all__ = [
     "CONFIG_DIR",
-    "PreprocessConfig",
     "ModelSpec",
     "TextTokenizer",
     "CreatedModel",
@@ -55,43 +56,6 @@ TEXT_META_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vo
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
-    """How a frame becomes the image tower's input (the SDK's ``ops.preprocess`` semantics).
-
-    size: (height, width) fed to the tower.
-    mean, std: per-channel, applied on the 0..1 scale, RGB order.
-    resize_mode: "stretch" (what training uses) or "letterbox".
-    interpolation: pixel-centre aligned bilinear; antialiased when downscaling (PIL-like).
-    """
-
-    size: tuple[int, int] = (224, 224)
-    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-    resize_mode: str = "stretch"
-    interpolation: str = "bilinear"
-    antialias: bool = True
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PreprocessConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"preprocess_cfg: unknown keys {sorted(unknown)}; "
-                             f"expected some of {sorted(cls.__dataclass_fields__)}")
-        kw = dict(d)
-        for k in ("size", "mean", "std"):
-            if k in kw:
-                kw[k] = tuple(kw[k])
-        out = cls(**kw)
-        if len(out.size) != 2 or len(out.mean) != 3 or len(out.std) != 3:
-            raise ValueError(f"preprocess_cfg: expected size of 2 and mean/std of 3 values, found {out}")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-@dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to build one model, all paths resolved (what a checkpoint records).
 
@@ -102,7 +66,7 @@ class ModelSpec:
 
     name: str
     model_cfg: dict = field(hash=False)
-    preprocess: PreprocessConfig
+    preprocess: PreprocessSpec  # the one spec of the image input (usclip_sdk.pixels)
     text_dir: str
     tokenizer_path: str
     context_length: int
@@ -155,7 +119,7 @@ class CreatedModel(NamedTuple):
     """What ``create_model`` returns; unpack as ``model, preprocess, tokenizer = ...``."""
 
     model: Any
-    preprocess: PreprocessConfig
+    preprocess: PreprocessSpec  # the one spec of the image input (usclip_sdk.pixels)
     tokenizer: TextTokenizer
 
 
@@ -233,10 +197,10 @@ def resolve_spec(name: str, text_model: str | Path | None = None,
     unknown = set(cfg) - _TOP_KEYS
     if unknown:
         raise ValueError(f"overrides: unknown keys {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
-    pre = dict(cfg.pop("preprocess_cfg", {}))
+    pre = {("image_size" if k == "size" else k): v for k, v in cfg.pop("preprocess_cfg", {}).items()}
     img = cfg["vision_cfg"].get("image_size", 224)
-    if "size" not in (overrides or {}).get("preprocess_cfg", {}):
-        pre["size"] = [img, img] if isinstance(img, int) else list(img)
+    if not {"size", "image_size"} & set((overrides or {}).get("preprocess_cfg", {})):
+        pre["image_size"] = [img, img] if isinstance(img, int) else list(img)
     text = cfg["text_cfg"]
     ref = str(text_model) if text_model is not None else text.get("hf_model_name")
     if not ref:
@@ -247,7 +211,7 @@ def resolve_spec(name: str, text_model: str | Path | None = None,
     text.setdefault("context_length", 77)
     tokenizer_path = _find_tokenizer(text_dir)
     tok = TextTokenizer(tokenizer_path, text["context_length"])
-    return ModelSpec(name=name, model_cfg=cfg, preprocess=PreprocessConfig.from_dict(pre),
+    return ModelSpec(name=name, model_cfg=cfg, preprocess=parse_preprocess(pre, "preprocess_cfg"),
                      text_dir=str(text_dir), tokenizer_path=str(tokenizer_path),
                      context_length=int(text["context_length"]), pad_id=int(tok.pad_id))
 

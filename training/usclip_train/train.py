@@ -97,7 +97,7 @@ def _image_cache(cfg: RunConfig, spec: ModelSpec) -> dict | None:
     """Decoded, region-cropped frames at the model size, shared by the runs of one process."""
     if not cfg.cache_images:
         return None
-    return _IMAGE_CACHES.setdefault((str(Path(cfg.data).resolve()), tuple(spec.preprocess.size)), {})
+    return _IMAGE_CACHES.setdefault((str(Path(cfg.data).resolve()), spec.preprocess.region, spec.preprocess.fill_color), {})
 
 
 def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:

@@ -1,16 +1,18 @@
 """Inference backends, one module each, chosen through one table.
 
 ``open_backend(bundle, "auto")`` picks TensorRT when its runtime, a GPU and an engine (or the
-means to build one) are present, else onnxruntime; the choice is reported in ``backend.name``
-and in every Prediction. An explicit request that cannot be met raises
-BackendUnavailableError; it never silently becomes another backend.
+means to build one) are present, else onnxruntime; any failure to load or build the TensorRT
+engine also falls back to onnxruntime, and why is recorded in ``backend.fallback`` (shown by
+``Classifier.info()``). The choice is reported in ``backend.name`` and in every Prediction. An
+explicit request that cannot be met raises; it never silently becomes another backend.
+Each backend module has ``unavailable_reason() -> str | None``.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..bundle import Bundle
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, DeviceError, EngineError
 from .base import Backend
 
 __all__ = ["Backend", "open_backend", "available_backends", "BACKENDS"]
@@ -37,14 +39,11 @@ BACKENDS = {"onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
 
 def available_backends() -> dict[str, str]:
     """Each backend and whether it can run here ("ok" or the reason it cannot)."""
-    out = {}
     from . import onnxruntime as ortb
-
-    out["onnxruntime"] = "ok" if ortb.available() else "onnxruntime is not installed"
     from . import tensorrt as trtb
 
-    out["tensorrt"] = trtb.unavailable_reason() or "ok"
-    return out
+    return {name: mod.unavailable_reason() or "ok"
+            for name, mod in (("onnxruntime", ortb), ("tensorrt", trtb))}
 
 
 def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
@@ -59,12 +58,18 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
     if backend == "auto":
         from . import tensorrt as trtb
 
-        if device in ("auto", "cuda", "gpu") and trtb.unavailable_reason() is None:
+        gpu = device in ("auto", "cuda", "gpu")
+        why = trtb.unavailable_reason() if gpu else None
+        if gpu and why is None:
             try:
                 return _open_tensorrt(bundle, device, precision, **kw)
-            except BackendUnavailableError:
-                pass  # e.g. no engine and no builder: onnxruntime is the documented next choice
-        return _open_onnxruntime(bundle, device, "fp32" if precision == "auto" else precision, **kw)
+            except (BackendUnavailableError, EngineError, DeviceError, OSError) as e:
+                # no engine and no builder, a failed build, a corrupt engine, a CUDA error:
+                # onnxruntime is the documented next choice, and the reason is kept
+                why = f"{type(e).__name__}: {e}"
+        ort = _open_onnxruntime(bundle, device, "fp32" if precision == "auto" else precision, **kw)
+        ort.fallback = f"tensorrt not used: {why}" if gpu else None  # device="cpu" asked for no GPU
+        return ort
     try:
         opener = BACKENDS[backend]
     except KeyError:

@@ -14,15 +14,16 @@ import numpy as np
 from ..bundle import Bundle
 from ..errors import BackendUnavailableError, BundleError
 
-__all__ = ["OnnxRuntimeBackend", "available", "providers_for"]
+__all__ = ["OnnxRuntimeBackend", "unavailable_reason", "providers_for"]
 
 
-def available() -> bool:
+def unavailable_reason() -> str | None:
+    """None when onnxruntime can run here, else why not."""
     try:
         import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    except ImportError as e:
+        return f"onnxruntime is not installed ({e}): pip install onnxruntime (or onnxruntime-gpu)"
+    return None
 
 
 def providers_for(device: str) -> list[str]:
@@ -49,8 +50,9 @@ class OnnxRuntimeBackend:
 
     def __init__(self, bundle: Bundle, device: str = "auto", precision: str = "fp32",
                  threads: int | None = None):
-        if not available():
-            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime")
+        reason = unavailable_reason()
+        if reason:
+            raise BackendUnavailableError(reason)
         self.bundle = bundle
         self.providers = providers_for(device)
         self.precision = self._pick_precision(bundle, precision)
@@ -63,6 +65,25 @@ class OnnxRuntimeBackend:
         self._text_lock = threading.Lock()
         used = self._image.get_providers()[0]
         self.name = f"onnxruntime:{used}"
+        # Host backend: any batch size, pixels fed as numpy (see backends/base.py).
+        self.max_batch: int | None = None
+        self.device_input = False
+        self.fallback: str | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def stream(self) -> int:
+        return 0
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def bind_input(self, n: int) -> Any:
+        raise NotImplementedError("onnxruntime takes host pixels: use encode_image (device_input is False)")
+
+    def run_bound(self, n: int) -> np.ndarray:
+        raise NotImplementedError("onnxruntime takes host pixels: use encode_image (device_input is False)")
 
     @staticmethod
     def _pick_precision(bundle: Bundle, precision: str) -> str:
@@ -112,4 +133,5 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         return {"backend": "onnxruntime", "version": ort.__version__, "providers": self.providers,
-                "precision": self.precision, "input_dtype": str(self.input_dtype)}
+                "precision": self.precision, "input_dtype": str(self.input_dtype),
+                "max_batch": self.max_batch, "fallback": self.fallback}

@@ -9,7 +9,7 @@
 - Device buffers are allocated once for the profile's maximum batch; the output is copied into
   a pinned host buffer. For each batch size seen, the enqueue is captured once into a CUDA
   graph and replayed afterwards (TensorRT's own launch overhead disappears).
-- ``device_input(n)`` exposes the input binding as a device array so the CUDA preprocessing
+- ``bind_input(n)`` exposes the input binding as a device array so the CUDA preprocessing
   kernel writes straight into it (no host round trip for the pixels).
 
 Not run in this project's CI or sessions: no TensorRT install is possible here (see
@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import BackendUnavailableError, EngineError
+from ..errors import BackendUnavailableError, EngineError, InvalidInputError
 
 __all__ = ["TensorRTBackend", "unavailable_reason", "tensorrt_version"]
 
@@ -112,6 +112,8 @@ class TensorRTBackend:
         self._lock = threading.RLock()  # one execution context and one input binding: serialised
         self.name = f"tensorrt:{tensorrt_version()}"
         self.precision = precision
+        self.device_input = True
+        self.fallback: str | None = None
 
     def _io_names(self) -> tuple[str, str]:
         trt = self._trt
@@ -124,8 +126,8 @@ class TensorRTBackend:
 
     def _check_batch(self, n: int) -> None:
         if not self.min_batch <= n <= self.max_batch:
-            raise ValueError(f"batch {n} is outside the engine's profile [{self.min_batch}, "
-                             f"{self.max_batch}]; rebuild with --batch MIN,OPT,MAX")
+            raise InvalidInputError(f"batch {n} is outside the engine's profile [{self.min_batch}, "
+                                    f"{self.max_batch}]; rebuild with --batch MIN,OPT,MAX")
 
     @property
     def stream(self) -> int:
@@ -137,7 +139,7 @@ class TensorRTBackend:
         """Hold this while filling ``device_input`` and calling ``run_bound``."""
         return self._lock
 
-    def device_input(self, n: int) -> _DeviceBinding:
+    def bind_input(self, n: int) -> _DeviceBinding:
         """The input binding for a batch of ``n`` as a device array (fill it, then run_bound,
         both under ``lock``)."""
         self._check_batch(n)

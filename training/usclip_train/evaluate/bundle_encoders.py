@@ -6,42 +6,23 @@ tokenizer, and - for zero-shot - its own ``class_embeddings.npy`` (``bundle_clas
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .encoders import Encoders
-from .images import ConfigTransform
+from .images import image_loader
 from .metrics import l2_normalize
 from .zeroshot import split_flat
 
 __all__ = ["is_bundle", "from_bundle", "bundle_class_weights"]
-
-# open_clip resize names in a manifest -> the preprocess op's names
-_RESIZE = {"squash": "stretch", "stretch": "stretch", "longest": "letterbox", "letterbox": "letterbox"}
-
-
-@dataclass(frozen=True)
-class _Cfg:
-    size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resize_mode: str
 
 
 def is_bundle(path: str | Path) -> bool:
     """A .zip file or a folder holding manifest.json."""
     p = Path(path)
     return (p.is_file() and p.suffix == ".zip") or (p / "manifest.json").is_file()
-
-
-def _cfg(spec) -> _Cfg:
-    mode = _RESIZE.get(spec.resize_mode)
-    if mode is None:
-        raise ValueError(f"bundle preprocess.resize_mode: expected one of {sorted(_RESIZE)}, found {spec.resize_mode!r}")
-    return _Cfg(tuple(spec.image_size), tuple(spec.mean), tuple(spec.std), mode)
 
 
 def from_bundle(path: str | Path, device: str = "auto", precision: str = "fp32",
@@ -54,7 +35,7 @@ def from_bundle(path: str | Path, device: str = "auto", precision: str = "fp32",
         raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
     bundle = Bundle.open(path)
     backend = OnnxRuntimeBackend(bundle, device=device, precision=precision)
-    load = ConfigTransform(_cfg(bundle.preprocess))
+    load = image_loader(bundle.preprocess)  # the bundle's own spec, through the one pixel path
 
     def encode_image(paths: Sequence[str | Path]) -> np.ndarray:
         out = []

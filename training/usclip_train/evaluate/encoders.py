@@ -118,7 +118,7 @@ def from_open_clip(model: torch.nn.Module, preprocess: Callable, tokenizer: Call
                    trim_padding: bool = True) -> Encoders:
     """Encoders over an open_clip-like model.
 
-    preprocess: a ``PreprocessConfig`` (the project's region-crop contract, see ``images``)
+    preprocess: a ``usclip_sdk.pixels.PreprocessSpec`` (the project's region-crop contract, see ``images``)
     or a PIL transform (open_clip's). ``image_transform`` (path -> 3 x H x W tensor) overrides
     both, e.g. to evaluate with exactly the training data pipeline.
     device: the model is moved there once, here (default: it stays where it is).

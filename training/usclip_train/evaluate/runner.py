@@ -186,7 +186,7 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
              name: str | None = None, plots: bool = True) -> dict:
     """Run the protocol on one split; returns the results dict (the content of results.json).
 
-    model: an open_clip-like model (with ``preprocess`` - a PreprocessConfig or a PIL
+    model: an open_clip-like model (with ``preprocess`` - a usclip_sdk.pixels.PreprocessSpec or a PIL
     transform - and ``tokenizer``; ``image_transform`` path -> tensor overrides ``preprocess``)
     or an ``Encoders``.
     data: a US-365K root or a sequence of samples (``image_path``, ``caption``, ``labels``).

@@ -34,7 +34,7 @@ class BundleSource:
     """What a bundle records about the model besides its weights (from a checkpoint's spec)."""
 
     name: str
-    preprocess: Mapping[str, Any]  # usclip_train.factory.PreprocessConfig.to_dict()
+    preprocess: PreprocessSpec  # the one spec of the image input (usclip_sdk.pixels)
     tokenizer_path: str
     context_length: int
     pad_id: int
@@ -80,16 +80,12 @@ def _encoder_entry(t: ExportedTower, rel: str) -> dict:
 
 def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict:
     logit_bias = getattr(model, "logit_bias", None)
-    pre = dict(src.preprocess)
     return {
         "model": {"name": src.name, "embed_dim": int(model.visual.output_dim),
                   "logit_scale": float(model.logit_scale.detach().exp().item()),
                   "logit_bias": None if logit_bias is None else float(logit_bias.detach().item()),
                   "source": dict(src.provenance, torch=torch.__version__)},
-        "preprocess": {"image_size": [int(x) for x in pre["size"]], "mean": list(pre["mean"]),
-                       "std": list(pre["std"]), "resize_mode": pre.get("resize_mode", "stretch"),
-                       "interpolation": pre.get("interpolation", "bilinear"),
-                       "antialias": bool(pre.get("antialias", True))},
+        "preprocess": src.preprocess.to_dict(),  # every field, so the runtime honours or refuses each
         "text": {"tokenizer": "tokenizer.json", "context_length": int(src.context_length),
                  "pad_id": int(src.pad_id), "clean": "none", "padding": "max_length",
                  "inputs": [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}],
@@ -115,7 +111,7 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
     this source ("synthetic" or a folder of the user's frames; see ``export.int8``).
     """
     model = model.float().cpu().eval()
-    size = tuple(int(x) for x in src.preprocess["size"])
+    size = tuple(src.preprocess.image_size)
     with tempfile.TemporaryDirectory(prefix="usclip-export-") as tmp:
         tmp = Path(tmp)
         img = export_image_encoder(model, tmp / "image_encoder.onnx", size)
@@ -149,14 +145,9 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
 
 
 def _int8_image(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> Path:
-    from usclip_sdk.bundle_manifest import PreprocessSpec
-
     from .int8 import calibration_frames, quantize_image_encoder, to_model_input
 
-    pre = dict(src.preprocess)
-    spec = PreprocessSpec(tuple(pre["size"]), tuple(pre["mean"]), tuple(pre["std"]),
-                          resize_mode=pre.get("resize_mode", "stretch"))
-    inputs = [to_model_input(rgb, mask, spec) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
+    inputs = [to_model_input(rgb, mask, src.preprocess) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
     return quantize_image_encoder(img.path, tmp / "image_encoder_int8.onnx", inputs, img.fp32_nodes)
 
 
@@ -168,7 +159,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Pat
     model, _pre, tokenizer = load_model(ck.path)
     spec = ck.spec
     weights = ck.path / "model.safetensors"
-    src = BundleSource(name=spec.name, preprocess=spec.preprocess.to_dict(),
+    src = BundleSource(name=spec.name, preprocess=spec.preprocess,
                        tokenizer_path=spec.tokenizer_path, context_length=spec.context_length,
                        pad_id=spec.pad_id,
                        provenance={"checkpoint": ck.path.name, "weights_sha256": sha256_file(weights),

@@ -37,19 +37,15 @@ def synthetic_frames(n: int, seed: int = 0, size: tuple[int, int] = (240, 320)) 
 
 def folder_frames(folder: str | Path, n: int) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
     """Up to ``n`` image files from ``folder`` (sorted) with their detected imaging regions."""
-    import cv2
-
+    from usclip_sdk.inputs import load_image
     from usclip_sdk.region import detect_region
 
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"calibration folder {folder}: no images ({', '.join(_IMAGE_SUFFIXES)})")
     for p in paths[:n]:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"calibration image {p}: cannot be decoded")
-        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-        yield rgb, detect_region(rgb).mask, {}
+        px = load_image(p)  # the runtime's decoder (16-bit stretched as at inference)
+        yield px, detect_region(px).mask, {}
 
 
 def calibration_frames(source: str | Path, n: int, seed: int = 0):
@@ -57,21 +53,14 @@ def calibration_frames(source: str | Path, n: int, seed: int = 0):
     return synthetic_frames(n, seed) if str(source) == "synthetic" else folder_frames(source, n)
 
 
-def to_model_input(rgb: np.ndarray, mask: np.ndarray, pre: Any) -> np.ndarray:
-    """The runtime's preprocessing (architecture.md): crop to the region bbox, fill outside
-    its mask, stretch/letterbox to ``pre.image_size``, normalise -> 1 x 3 x H x W float32."""
-    ys, xs = np.nonzero(mask)
-    roi = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else None
-    kw = dict(size=tuple(pre.image_size), roi=roi, mask=mask, mean=pre.mean, std=pre.std,
-              resize=pre.resize_mode if pre.resize_mode in ("stretch", "letterbox") else "stretch")
-    try:
-        from usclip_sdk.ops.preprocess import preprocess
+def to_model_input(pixels: np.ndarray, mask: np.ndarray, pre: Any) -> np.ndarray:
+    """The runtime's model input (``usclip_sdk.pixels.model_input``) of a frame and its region
+    mask -> 1 x 3 x H x W float32; ``pre`` is the model's PreprocessSpec."""
+    from usclip_sdk.pixels import model_input
+    from usclip_sdk.region import region_from_mask
 
-        return preprocess(rgb, **kw)
-    except ImportError:  # native op not built here: its numpy reference gives the same numbers
-        from usclip_sdk.ops.preprocess_reference import preprocess_reference
-
-        return preprocess_reference(rgb, **kw)
+    r = region_from_mask(mask)
+    return model_input(pixels, r.bbox, r.mask, pre, dtype="float32")
 
 
 class _Reader:
