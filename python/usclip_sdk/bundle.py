@@ -9,6 +9,11 @@ is written outside that folder and a member larger than the manifest says stops 
 Only safe formats are ever loaded: ONNX, JSON and ``.npy`` with ``allow_pickle=False``.
 ``write_bundle`` (numpy-only) is the one writer, used by the training-side exporter, so the
 format is owned here, beside its reader.
+
+Signatures (``signing``): with trusted keys (``open(trusted_keys=...)`` or USCLIP_TRUSTED_KEYS)
+the Ed25519 signature in ``manifest.sig`` is checked against the raw manifest bytes before the
+manifest is even parsed, then every file is hashed against the manifest as always; without
+them a bundle opens as before and ``verified`` is False.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import numpy as np
 from .bundle_manifest import (FORMAT_VERSION, SAFE_SUFFIXES, EncoderSpec, FileEntry, Manifest,
                               PreprocessSpec, TextSpec, manifest_to_dict, parse_manifest)
 from .errors import BundleError, BundleIntegrityError
+from .signing import SIGNATURE_NAME, SignatureInfo, describe_unverified, trusted_keys_from, verify_manifest
 
 __all__ = ["Bundle", "write_bundle", "sha256_file", "check_relative_path", "MANIFEST_NAME"]
 
@@ -89,7 +95,22 @@ def _read_manifest(raw: bytes, where: str) -> Manifest:
     return m
 
 
-def _unzip_verified(zpath: Path, dest: Path) -> Manifest:
+def _check_signature(raw: bytes, sig_raw: bytes | None, trusted, where: str) -> SignatureInfo | None:
+    # Runs on the raw manifest bytes, before json parses them and before any model file is read.
+    if trusted is None:
+        return describe_unverified(sig_raw)
+    return verify_manifest(raw, sig_raw, trusted, where)
+
+
+def _read_folder_signature(src: Path) -> bytes | None:
+    p = src / SIGNATURE_NAME
+    if not p.exists() and not p.is_symlink():
+        return None
+    with open(_inside(src, SIGNATURE_NAME), "rb") as f:
+        return f.read(_MAX_MANIFEST)  # read_signature refuses anything over 4 KB
+
+
+def _unzip_verified(zpath: Path, dest: Path, trusted) -> tuple[Manifest, SignatureInfo | None]:
     with zipfile.ZipFile(zpath) as z:
         try:
             info = z.getinfo(MANIFEST_NAME)
@@ -98,6 +119,13 @@ def _unzip_verified(zpath: Path, dest: Path) -> Manifest:
         if info.file_size > _MAX_MANIFEST:
             raise BundleError(f"{zpath}: manifest.json is {info.file_size} bytes, more than {_MAX_MANIFEST}")
         raw = z.read(info)
+        sig_raw = None
+        if SIGNATURE_NAME in z.namelist():
+            sinfo = z.getinfo(SIGNATURE_NAME)
+            if sinfo.file_size > _MAX_MANIFEST:
+                raise BundleError(f"{zpath}: {SIGNATURE_NAME} is {sinfo.file_size} bytes")
+            sig_raw = z.read(sinfo)
+        sig = _check_signature(raw, sig_raw, trusted, str(zpath))
         m = _read_manifest(raw, str(zpath))
         (dest / MANIFEST_NAME).write_bytes(raw)
         members = set(z.namelist())
@@ -120,7 +148,7 @@ def _unzip_verified(zpath: Path, dest: Path) -> Manifest:
             if h.hexdigest() != entry.sha256:
                 raise BundleIntegrityError(
                     f"bundle file {rel!r}: sha256 {h.hexdigest()} does not match the manifest ({entry.sha256})")
-    return m
+    return m, sig
 
 
 class Bundle:
@@ -131,35 +159,48 @@ class Bundle:
     L2-normalised, in ``class_names`` order), ``preprocess`` (image size, mean/std, resize mode),
     ``text`` + ``tokenizer_path`` (tokenizer.json, context length, inputs), ``logit_scale``,
     ``logit_bias``, ``class_names``, ``group_sizes`` and ``id`` (sha256 of manifest.json).
+    ``signature``: what manifest.sig says (None when unsigned); ``verified``: True only when it
+    was checked against a trusted key.
     """
 
     def __init__(self, source: Path, root: Path, manifest: Manifest, manifest_sha256: str,
-                 tmp: tempfile.TemporaryDirectory | None) -> None:
+                 tmp: tempfile.TemporaryDirectory | None, signature: SignatureInfo | None = None) -> None:
         self.source, self.root, self.manifest, self.id = source, root, manifest, manifest_sha256
         self._tmp = tmp
+        self.signature = signature
+        self.verified = bool(signature and signature.verified)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Bundle":
-        """Open and verify a bundle folder or .zip; raises BundleError (or a subclass) on any fault."""
+    def open(cls, path: str | os.PathLike, trusted_keys=None) -> "Bundle":
+        """Open and verify a bundle folder or .zip; raises BundleError (or a subclass) on any fault.
+
+        ``trusted_keys``: public keys (``signing.load_public_key`` forms); None reads
+        USCLIP_TRUSTED_KEYS, an empty list turns the signature check off. With keys, an unsigned,
+        foreign-signed or modified bundle is a BundleSignatureError / BundleIntegrityError."""
         src = Path(path)
+        trusted = trusted_keys_from(trusted_keys)
         if src.is_dir():
             mpath = src / MANIFEST_NAME
             if not mpath.is_file():
                 raise BundleError(f"{src}: not a bundle (no manifest.json)")
             raw = mpath.read_bytes()
+            sig = _check_signature(raw, _read_folder_signature(src), trusted, str(src))
             m = _read_manifest(raw, str(src))
             for rel, entry in m.files.items():
                 _verify_file(_inside(src, rel), rel, entry)
-            return cls(src, src, m, hashlib.sha256(raw).hexdigest(), None)
+            return cls(src, src, m, hashlib.sha256(raw).hexdigest(), None, sig)
         if src.is_file() and zipfile.is_zipfile(src):
             tmp = tempfile.TemporaryDirectory(prefix="usclip-bundle-")
             try:
-                m = _unzip_verified(src, Path(tmp.name))
+                m, sig = _unzip_verified(src, Path(tmp.name), trusted)
+            except zipfile.BadZipFile as e:  # a CRC or header that no longer matches its member
+                tmp.cleanup()
+                raise BundleIntegrityError(f"{src}: damaged zip ({e})") from None
             except BaseException:
                 tmp.cleanup()
                 raise
             raw = (Path(tmp.name) / MANIFEST_NAME).read_bytes()
-            return cls(src, Path(tmp.name), m, hashlib.sha256(raw).hexdigest(), tmp)
+            return cls(src, Path(tmp.name), m, hashlib.sha256(raw).hexdigest(), tmp, sig)
         if not src.exists():
             raise BundleError(f"{src}: no such bundle (expected a folder or a .zip)")
         raise BundleError(f"{src}: not a bundle (expected a folder with manifest.json or a .zip)")
@@ -304,6 +345,6 @@ def _publish(stage: Path, out: Path, rels: list[str], as_zip: bool) -> Path:
     elif out.exists():
         out.unlink()
     os.replace(tmp_out, out)  # atomic publish: readers never see half a bundle
-    with Bundle.open(out):
+    with Bundle.open(out, trusted_keys=()):  # not signed yet: check integrity only
         pass
     return out

@@ -8,6 +8,7 @@ __all__ = [
     "InvalidInputError",
     "BundleError",
     "BundleIntegrityError",
+    "BundleSignatureError",
     "BundleVersionError",
     "BackendUnavailableError",
     "DeviceError",
@@ -29,6 +30,15 @@ class BundleError(UsclipError):
 
 class BundleIntegrityError(BundleError):
     """A bundle file whose size or sha256 does not match the manifest."""
+
+
+class BundleSignatureError(BundleIntegrityError):
+    """A bundle refused by its signature check (trusted keys configured). ``reason`` says which:
+    "unsigned", "malformed", "untrusted-key", "other-bundle" or "bad-signature"."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class BundleVersionError(BundleError):

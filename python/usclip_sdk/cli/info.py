@@ -53,7 +53,8 @@ def _bundle_info(path: str | None) -> dict:
             "embed_dim": m.model.embed_dim, "image_size": list(m.preprocess.image_size),
             "taxonomy": m.taxonomy.version, "classes": len(m.taxonomy.class_names),
             "encoders": {t: sorted(p) for t, p in m.encoders.items()},
-            "files": {k: v.size for k, v in m.files.items()}}
+            "files": {k: v.size for k, v in m.files.items()},
+            "signature": {"verified": b.verified, "key_id": b.signature.key_id if b.signature else None}}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
                    help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--sign", metavar="KEY", type=Path, default=None,
+                   help="sign the bundle with this private key (from `usclip keygen`): manifest.sig")
     p.set_defaults(func=run)
 
 
@@ -43,13 +45,22 @@ def run(args: argparse.Namespace) -> int:
         out = out.with_name(out.name + ".zip")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out: {out} exists (pass --overwrite to replace it)")
+    if args.sign is not None:
+        from usclip_sdk.signing import load_private_key
+
+        load_private_key(args.sign)  # a bad key fails now, not after minutes of export
     print(f"exporting {args.checkpoint} -> {out}", file=sys.stderr)
     path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
                              int8_text=args.int8_text, int8_image=args.int8_image,
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
                              fp16_weights=args.fp16_weights)
-    with Bundle.open(path) as b:
+    signed = ""
+    if args.sign is not None:
+        from usclip_sdk.signing import sign_bundle
+
+        signed = f"\tsigned={sign_bundle(path, args.sign).key_id}"  # re-verified inside
+    with Bundle.open(path, trusted_keys=()) as b:
         sizes = sum(e.size for e in b.manifest.files.values())
         print(f"{path}\tmodel={b.manifest.model.name}\tid={b.id[:16]}\tbytes={sizes}\t"
-              f"image={','.join(b.precisions('image'))}\ttext={','.join(b.precisions('text'))}")
+              f"image={','.join(b.precisions('image'))}\ttext={','.join(b.precisions('text'))}{signed}")
     return 0
