@@ -1,11 +1,12 @@
 // usclip_sdk._native.rt_*: the CUDA runtime calls the TensorRT backend needs, as integer
-// handles. In a CPU-only build each raises RuntimeError saying CUDA was not compiled in.
+// handles. Failures (and, in a CPU-only build, every call) raise usclip_sdk.errors.DeviceError.
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <stdexcept>
 
 #include "bindings/registry.h"
+#include "common/errors.h"
 #ifdef USCLIP_WITH_CUDA
 #include "common/cuda_rt.h"
 #endif
@@ -18,9 +19,7 @@ namespace {
 void* P(std::uintptr_t v) { return reinterpret_cast<void*>(v); }
 std::uintptr_t U(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 #else
-[[noreturn]] void no_cuda() {
-  throw std::runtime_error("usclip was built without CUDA kernels (USCLIP_CUDA=OFF or no nvcc)");
-}
+[[noreturn]] void no_cuda() { usclip::no_cuda_build(); }
 #endif
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "bindings/registry.h"
 #include "common/device.h"
+#include "common/errors.h"
 #include "common/parallel.h"
 
 namespace py = pybind11;
@@ -64,8 +65,25 @@ static py::dict cuda_status() {
   return d;
 }
 
+// The one error map (common/errors.h): registered once, for every op and rt_* call.
+// std::invalid_argument -> ValueError is pybind11's own default translation.
+static void register_error_map() {
+  // A leaked reference: the class lives as long as the interpreter, and a static py::object
+  // would be destroyed after Python at exit.
+  static PyObject* device_error =
+      py::object(py::module_::import("usclip_sdk.errors").attr("DeviceError")).release().ptr();
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const usclip::DeviceFailure& e) {
+      PyErr_SetString(device_error, e.what());
+    }
+  });
+}
+
 PYBIND11_MODULE(_native, m) {
   m.doc() = "usclip native kernels (CPU and CUDA); use usclip_sdk.ops, not this module";
+  register_error_map();
   m.def("build_info", &build_info, "Facts fixed at compile time.");
   m.def("cuda_status", &cuda_status, "Whether CUDA can run here, and why not.");
   m.def("num_threads", &usclip::num_threads, "Threads the CPU kernels use.");

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "bindings/registry.h"
+#include "common/errors.h"
 #include "ops/preprocess/preprocess.h"
 
 namespace py = pybind11;
@@ -81,7 +82,7 @@ void cuda(const I7& frames, bool frames_on_device, const I3& mask, bool mask_on_
   (void)frames, (void)frames_on_device, (void)mask, (void)mask_on_device, (void)roi;
   (void)size, (void)place, (void)channel, (void)fill, (void)scale, (void)bias, (void)fp16;
   (void)out, (void)stream;
-  throw std::runtime_error("the extension was built without CUDA kernels");
+  usclip::no_cuda_build();
 #endif
 }
 

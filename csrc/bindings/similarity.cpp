@@ -153,24 +153,14 @@ py::tuple run_cuda(const py::object& image, const py::object& classes, float sca
                          static_cast<int64_t*>(ptr(4)), static_cast<float*>(ptr(5))};
     call.outputs_on_device = true;
   }
-  std::string device_error;
 #ifdef USCLIP_WITH_CUDA
   {
-    py::gil_scoped_release nogil;
-    try {
-      sim::similarity_cuda(x, c, o, r.out, call);
-    } catch (const sim::DeviceFailure& e) {
-      device_error = e.what();
-    }
+    py::gil_scoped_release nogil;  // a DeviceFailure becomes DeviceError (bindings/main.cpp)
+    sim::similarity_cuda(x, c, o, r.out, call);
   }
 #else
-  device_error = "the extension was built without CUDA kernels (USCLIP_CUDA=OFF or no nvcc)";
+  usclip::no_cuda_build();
 #endif
-  if (!device_error.empty()) {
-    PyErr_SetString(py::module_::import("usclip_sdk.errors").attr("DeviceError").ptr(),
-                    device_error.c_str());
-    throw py::error_already_set();
-  }
   if (dev_out) return py::tuple();
   return r.to_tuple(o.groups);
 }

@@ -1,6 +1,6 @@
 // Thin CUDA runtime calls for the TensorRT backend (streams, pinned host memory, CUDA graphs,
 // async copies), callable from plain C++. Implemented in cuda_rt_cuda.cu (CUDA builds only).
-// Handles are opaque pointers; every failure throws std::runtime_error naming the call.
+// Handles are opaque pointers; every failure throws usclip::DeviceFailure naming the call.
 #pragma once
 #include <cstddef>
 

@@ -1,3 +1,4 @@
+#include "common/errors.h"
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -11,7 +12,7 @@ namespace {
 void check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return;
   cudaGetLastError();
-  throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorName(err) + " (" +
+  throw usclip::DeviceFailure(std::string(what) + " failed: " + cudaGetErrorName(err) + " (" +
                            cudaGetErrorString(err) + ")");
 }
 

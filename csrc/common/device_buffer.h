@@ -1,6 +1,6 @@
 // Raw CUDA memory helpers callable from plain C++ (implemented in device_buffer_cuda.cu, only
 // in CUDA builds). They own no state: the Python DeviceArray (usclip_sdk/ops/device.py) and
-// the kernels' staging buffers hold the pointers. Every failure throws std::runtime_error
+// the kernels' staging buffers hold the pointers. Every failure throws usclip::DeviceFailure
 // naming the CUDA call and error, never aborts.
 #pragma once
 #include <cstddef>

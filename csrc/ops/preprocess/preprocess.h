@@ -103,7 +103,7 @@ void run_cpu(const Frames& f, const Mask& m, const Params& p, void* out);
 // pointers are device memory; host inputs are copied (the crop only) to a stream-ordered
 // staging buffer. `out` is device memory of N x 3 x out_h x out_w elements. `stream` is a
 // cudaStream_t (nullptr: legacy default stream). Returns after enqueueing; throws
-// std::runtime_error with the CUDA error name on failure.
+// usclip::DeviceFailure (common/errors.h) with the CUDA error name on failure.
 void run_cuda(const Frames& f, bool frames_on_device, const Mask& m, bool mask_on_device,
               const Params& p, void* out, void* stream);
 

@@ -5,6 +5,7 @@
 // with the horizontal pass, normalises and stores the three NCHW planes. Weights are
 // computed in-kernel from the shared window formula (preprocess.h): nothing to upload.
 // Source spans wider than shared memory (extreme downscales) are walked in segments.
+#include "common/errors.h"
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) preprocess_kernel(KParams k) {
 void check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return;
   cudaGetLastError();
-  throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorName(err) + " (" +
+  throw usclip::DeviceFailure(std::string(what) + " failed: " + cudaGetErrorName(err) + " (" +
                            cudaGetErrorString(err) + ")");
 }
 

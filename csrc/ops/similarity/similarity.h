@@ -10,6 +10,7 @@
 //                 its within-group probability.
 // Inputs are float32 or float16 (converted on load, accumulated in float32).
 #pragma once
+#include "common/errors.h"
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -55,9 +56,7 @@ struct InputError : std::invalid_argument {
 };
 
 // A CUDA failure (no device, launch error, out of memory). Maps to usclip DeviceError.
-struct DeviceFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using DeviceFailure = ::usclip::DeviceFailure;  // common/errors.h: the one device error
 
 // Checks shapes/options (throws std::invalid_argument naming the argument).
 void validate(const Matrix& image, const Matrix& classes, const Options& opt);

@@ -4,10 +4,24 @@
 without copies: ``__cuda_array_interface__`` (CuPy, numba, torch.as_tensor) and
 ``__dlpack__`` / ``__dlpack_device__`` (torch.from_dlpack, cupy.from_dlpack, jax).
 ``device_view`` reads the same two protocols from other libraries' arrays.
+
+The convention every op follows (``preprocess``, ``similarity``):
+- ``device`` is ``"cpu"``, ``"cuda"`` (the current CUDA device) or ``"cuda:N"``
+  (``parse_device``); anything else is a ValueError naming the argument;
+- ``stream`` is None (the legacy default stream), an int ``cudaStream_t`` or a CuPy/torch
+  stream (``stream_handle``);
+- results that live on the device are queued on ``stream`` and not waited for (read them
+  through ``DeviceArray.numpy()`` or the array protocols, which synchronise); results that
+  come back as host numpy arrays are complete when the call returns;
+- bad arguments raise ValueError / TypeError naming the argument; anything CUDA refuses
+  (no CUDA build, no driver, a failed launch or copy) raises ``usclip_sdk.errors.DeviceError``,
+  mapped in one place, the native module's error translator (csrc/common/errors.h).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -15,7 +29,7 @@ from ..errors import DeviceError
 from ._native import native
 
 __all__ = ["DeviceArray", "DeviceView", "device_view", "require_cuda", "stream_handle",
-           "is_device_array"]
+           "is_device_array", "parse_device", "device_scope"]
 
 _KDLCUDA = 2  # DLPack device type of CUDA memory
 _DL_CODES = {"u": 1, "i": 0, "f": 2, "b": 6}  # DLPack dtype codes (uint, int, float, bool)
@@ -37,6 +51,34 @@ def require_cuda() -> None:
     if not status["usable"]:
         raise DeviceError(f"device='cuda': CUDA is not usable here: {status['reason']}")
     _cuda_ok = True
+
+
+def parse_device(device) -> int | None:
+    """None for "cpu", the CUDA ordinal for "cuda:N", -1 for "cuda" (the current device)."""
+    if device == "cpu":
+        return None
+    if device == "cuda":
+        return -1
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', found {device!r}")
+
+
+@contextlib.contextmanager
+def device_scope(ordinal: int) -> Iterator[None]:
+    """Make CUDA device ``ordinal`` current for a block (-1: leave the current one)."""
+    if ordinal < 0:
+        yield
+        return
+    n = native()
+    prev = int(n.current_device())
+    if prev != ordinal:
+        n.rt_set_device(ordinal)
+    try:
+        yield
+    finally:
+        if prev != ordinal:
+            n.rt_set_device(prev)
 
 
 def stream_handle(stream) -> int:
@@ -81,10 +123,7 @@ class DeviceArray:
         self.stream = stream_handle(stream)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self.device_id = int(native().current_device())
-        try:
-            self.ptr = int(native().device_malloc(self.nbytes))
-        except RuntimeError as e:
-            raise DeviceError(f"DeviceArray: cannot allocate {self.nbytes} bytes: {e}") from e
+        self.ptr = int(native().device_malloc(self.nbytes))  # DeviceError when CUDA refuses
 
     @classmethod
     def from_numpy(cls, array, stream=None) -> "DeviceArray":

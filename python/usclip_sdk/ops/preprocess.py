@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DeviceError
 from ._native import native
-from .device import DeviceArray, device_view, is_device_array, require_cuda, stream_handle
+from .device import (DeviceArray, device_scope, device_view, is_device_array, parse_device, require_cuda,
+                     stream_handle)
 from .preprocess_args import CLIP_MEAN, CLIP_STD, Spec, check_mask, parse_args
 
 __all__ = ["preprocess", "CLIP_MEAN", "CLIP_STD"]
@@ -41,7 +41,8 @@ def preprocess(frames, size=(224, 224), roi=None, mask=None, mean=CLIP_MEAN, std
     out: where to write. CPU: a C-contiguous numpy array (N, 3, h, w) of ``dtype``. CUDA: a
         DeviceArray or any CUDA array of that shape and dtype (e.g. a TensorRT input
         binding), or a bare device address (int) of N*3*h*w elements, or (address, shape).
-    device: "cpu" or "cuda" (the current CUDA device).
+    device: "cpu", "cuda" (the current CUDA device) or "cuda:N" (ops/device.py: the
+        convention both ops share, stream, synchronisation and errors included).
     stream: CUDA stream (int cudaStream_t, or a CuPy / torch stream); None = default stream.
 
     Returns ``out`` if given, else a new numpy array (CPU) or ``DeviceArray`` (CUDA), always
@@ -51,13 +52,13 @@ def preprocess(frames, size=(224, 224), roi=None, mask=None, mean=CLIP_MEAN, std
     Resampling is PIL's antialiased bilinear: pixel-centre aligned, a triangle filter of
     support max(1, scale) in each direction, borders renormalised.
     """
-    if device == "cpu":
+    ordinal = parse_device(device)
+    if ordinal is None:
         return _run_cpu(frames, size, roi, mask, mean, std, color, resize, dtype, out, fill)
-    if device == "cuda":
-        require_cuda()
+    require_cuda()
+    with device_scope(ordinal):
         return _run_cuda(frames, size, roi, mask, mean, std, color, resize, dtype, out, fill,
                          stream_handle(stream))
-    raise ValueError(f"device: expected 'cpu' or 'cuda', found {device!r}")
 
 
 def _kernel_args(spec: Spec, channel_flip: bool) -> dict:
@@ -216,10 +217,7 @@ def _run_cuda(frames, size, roi, mask, mean, std, color, resize, dtype, out, fil
     if not on_device:
         keep, fview, flipped = _host_frames(frames, spec, positive_rows=True)
     mask_keep, mview, mask_on_device = _device_mask(mask, spec, stream)
-    try:
-        native().preprocess_cuda(fview, on_device, mview, mask_on_device, out=out_ptr,
-                                 stream=stream, **_kernel_args(spec, flipped))
-    except RuntimeError as e:
-        raise DeviceError(f"preprocess (device='cuda'): {e}") from e
+    native().preprocess_cuda(fview, on_device, mview, mask_on_device, out=out_ptr,
+                             stream=stream, **_kernel_args(spec, flipped))  # DeviceError on failure
     del keep, mask_keep  # alive until the kernel is queued; host copies were staged
     return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .device import DeviceArray, device_view, is_device_array, require_cuda, stream_handle
+from .device import DeviceArray, device_view, is_device_array, parse_device, require_cuda, stream_handle
 from .similarity import SimilarityResult, _check_shapes, _host, _offsets, _result, _topk
 from ._native import native
 
@@ -24,11 +24,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float16))
 
 
 def _ordinal(device) -> int:
-    if device == "cuda":
-        return -1
-    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
-        return int(device[5:])
-    raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', found {device!r}")
+    ordinal = parse_device(device)  # the ops' one device convention (ops/device.py)
+    if ordinal is None:
+        raise ValueError(f"device: expected 'cuda' or 'cuda:N' here, found {device!r}")
+    return ordinal
 
 
 def _device_operand(obj, name: str, ndims: tuple, stream: int):
