@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .bundle import sha256_file
-from .errors import DeviceError
+from .errors import DeviceError, EngineError
 
 __all__ = ["Profile", "EngineKey", "GpuInfo", "parse_batch", "cache_dir_for", "engine_path",
-           "write_sidecar", "lookup", "gpu_info", "SIDECAR_VERSION"]
+           "write_sidecar", "lookup", "read_engine", "gpu_info", "SIDECAR_VERSION"]
 
 SIDECAR_VERSION = 1
 
@@ -106,6 +106,29 @@ def write_sidecar(engine: str | os.PathLike, key: EngineKey, build: dict | None 
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, side)
     return side
+
+
+def read_engine(engine: str | os.PathLike, require_sidecar: bool = True) -> bytes:
+    """The engine's bytes for TensorRT, checked against the sidecar's sha256 *in memory*: the
+    bytes deserialised are the bytes hashed, so a file swapped after ``lookup`` (other bytes, same
+    name) is an EngineError, never a foreign plan handed to TensorRT. Without ``require_sidecar``
+    (an explicit ``engine=`` file the caller vouches for) an engine with no sidecar is read as is."""
+    engine = Path(engine)
+    blob = engine.read_bytes()
+    side = engine.with_suffix(".json")
+    if not side.is_file():
+        if require_sidecar:
+            raise EngineError(f"{engine}: its sidecar {side.name} is gone; rebuild it with usclip build-engine")
+        return blob
+    try:
+        want = json.loads(side.read_text()).get("engine_sha256")
+    except (OSError, json.JSONDecodeError, AttributeError) as e:
+        raise EngineError(f"{side}: unreadable sidecar ({e}); rebuild the engine with usclip build-engine") from None
+    got = hashlib.sha256(blob).hexdigest()
+    if got != want:
+        raise EngineError(f"{engine}: sha256 {got[:16]} does not match its sidecar ({str(want)[:16]}): the "
+                          "engine file was replaced or modified; rebuild it with usclip build-engine")
+    return blob
 
 
 def _differences(found: dict, key: EngineKey) -> list[str]:

@@ -78,7 +78,7 @@ class TensorRTBackend:
         import tensorrt as trt
 
         from ..engine_build import ensure_engine
-        from ..engine_cache import parse_batch
+        from ..engine_cache import parse_batch, read_engine
         from ..ops._native import native
 
         self._trt, self._n = trt, native()
@@ -89,8 +89,8 @@ class TensorRTBackend:
                                        trt=trt, rebuild=build)
         self.engine_path = str(path)
         self._logger = trt.Logger(trt.Logger.WARNING)
-        with open(path, "rb") as f:
-            blob = f.read()
+        # hashed in memory against the sidecar: no swap between the cache lookup and this read
+        blob = read_engine(path, require_sidecar=engine is None)
         self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(blob)
         if self._engine is None:
             raise EngineError(f"TensorRT could not deserialize {path}; rebuild it with usclip build-engine")
