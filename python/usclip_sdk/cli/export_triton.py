@@ -1,7 +1,9 @@
 """``usclip export-triton BUNDLE --out DIR``: a Triton Inference Server model repository.
 
-SDK-side (no torch): the repository is made from the bundle's ONNX files and any TensorRT
-engines cached beside it (``usclip build-engine``). See ``usclip_sdk.triton_repo``.
+SDK-side (no torch): ``DIR/model_repository`` holds the pipeline model (Python backend: frame
+in, nine attributes out), the bundle's ONNX encoders and any cached TensorRT engines
+(``usclip build-engine``); ``DIR/client`` and ``DIR/README.md`` sit beside it. See
+``usclip_sdk.triton_repo``.
 """
 from __future__ import annotations
 
@@ -14,15 +16,16 @@ __all__ = ["register", "run"]
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export-triton", help="write a Triton model repository from a bundle",
-                              description="Write a Triton Inference Server model repository (onnxruntime "
-                                          "models, plus tensorrt_plan models for cached engines).")
+                              description="Write a Triton Inference Server model repository: the SDK "
+                                          "pipeline as a python-backend model, onnxruntime encoder models, "
+                                          "plus tensorrt_plan models for cached engines.")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="repository folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (model_repository/, client/, README.md)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="which ONNX variant the onnxruntime models serve (falls back to fp32 when absent)")
-    p.add_argument("--max-batch", type=int, default=8, help="max_batch_size of the onnxruntime models")
+    p.add_argument("--max-batch", type=int, default=8, help="max_batch_size of the onnxruntime and pipeline models")
     p.add_argument("--instances", type=int, default=1, help="model instances per GPU/CPU")
-    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind of the onnxruntime models")
+    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind of the onnxruntime and pipeline models")
     p.add_argument("--cache-dir", type=Path, default=None, help="engine cache (default: <bundle>.engines)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
@@ -30,13 +33,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import Bundle
-    from ..triton_repo import write_triton_repo
+    from ..triton_repo import REPOSITORY, write_triton_repo
 
     with Bundle.open(args.bundle) as bundle:
         models = write_triton_repo(bundle, args.out, precision=args.precision, max_batch_size=args.max_batch,
                                    instances=args.instances, kind=f"KIND_{args.kind.upper()}",
                                    cache_dir=args.cache_dir, overwrite=args.overwrite)
+    repo = args.out / REPOSITORY
     for m in models.values():
-        print(f"{args.out / m.name}\t{m.platform}\tmax_batch_size={m.max_batch_size}")
-    print(f"serve: tritonserver --model-repository={args.out}  (see {args.out / 'README.md'})", file=sys.stderr)
+        print(f"{repo / m.name}\t{m.platform}\tmax_batch_size={m.max_batch_size}")
+    print(f"serve: tritonserver --model-repository={repo}  (see {args.out / 'README.md'})", file=sys.stderr)
     return 0
