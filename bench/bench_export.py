@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                             "latency_ms_int8": _median_ms(_ort(qt), feeds, args.repeats)}
     print(json.dumps(res, indent=1))
     r1 = res["int8_threads1"]
-    print(f"\n| image encoder | ms (1 thr) | ms (2 thr) | MB | cosine vs fp32 | AvgAcc | top-1 agree |", file=sys.stderr)
+    print("\n| image encoder | ms (1 thr) | ms (2 thr) | MB | cosine vs fp32 | AvgAcc | top-1 agree |", file=sys.stderr)
     print(f"| fp32 | {r1['latency_ms_fp32']:.1f} | {res['int8_threads2']['latency_ms_fp32']:.1f} | "
           f"{r1['bytes_fp32'] / 1e6:.1f} | 1 | {100 * r1['AvgAcc_fp32']:.2f} | - |", file=sys.stderr)
     print(f"| int8 Q/DQ | {r1['latency_ms_int8']:.1f} | {res['int8_threads2']['latency_ms_int8']:.1f} | "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
 from gpu_timing import copy_rate, events_ms
@@ -48,8 +47,9 @@ def run(batches=(1, 32)) -> list[dict]:
             for use_mask in (True, False):
                 m = mask if use_mask else None
                 out = torch.empty((n, 3, 224, 224), device="cuda")
-                call = lambda: preprocess(frames, roi=roi, mask=m, out=out, device="cuda",
-                                          stream=torch.cuda.current_stream())
+                def call():
+                    return preprocess(frames, roi=roi, mask=m, out=out, device="cuda",
+                                      stream=torch.cuda.current_stream())
                 ms = events_ms(call)
                 t_ms = events_ms(lambda: torch_pipeline(frames, m, roi, mean, std, (224, 224)))
                 diff = float((torch_pipeline(frames, m, roi, mean, std, (224, 224)) - out)

@@ -53,25 +53,17 @@ def fake_bundle(root: Path, name: str = "fake", image_precisions=("fp32",), text
     from usclip_sdk import taxonomy
     from usclip_sdk.bundle import write_bundle
 
+    from manifest_builder import build_manifest
+
     rng = np.random.default_rng(seed)
     pins = ["/visual/ln_pre/LayerNormalization", "/visual/transformer/resblocks.0/attn/Softmax"]
-    text_inputs = [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}]
-    files, enc = {"tokenizer.json": b"{}"}, {"image": {}, "text": {}}
-    for tower, precs, inputs, out in (("image", image_precisions, [{"name": "image", "dtype": "float32"}],
-                                       "image_embedding"), ("text", text_precisions, text_inputs, "text_embedding")):
-        for p in precs:
-            rel = f"{tower}_encoder.onnx" if p == "fp32" else f"{tower}_encoder_{p}.onnx"
-            files[rel] = rng.bytes(512)
-            enc[tower][p] = {"path": rel, "inputs": inputs, "output": out, "fp32_nodes": pins}
+    files = {"tokenizer.json": b"{}"}
+    paths = {}
+    for tower, precs in (("image", image_precisions), ("text", text_precisions)):
+        paths[tower] = {p: f"{tower}_encoder.onnx" if p == "fp32" else f"{tower}_encoder_{p}.onnx" for p in precs}
+        files.update({rel: rng.bytes(512) for rel in paths[tower].values()})
     e = rng.standard_normal((len(taxonomy.class_names()), 8)).astype(np.float32)
-    manifest = {
-        "model": {"name": name, "embed_dim": 8, "logit_scale": 100.0},
-        "preprocess": {"image_size": [image_size, image_size], "mean": [0.5] * 3, "std": [0.25] * 3},
-        "text": {"tokenizer": "tokenizer.json", "context_length": context, "pad_id": 0, "clean": "none",
-                 "padding": "max_length", "inputs": text_inputs, "output": "text_embedding"},
-        "taxonomy": {"version": taxonomy.TAXONOMY_VERSION, "class_names": [list(p) for p in taxonomy.class_names()],
-                     "group_sizes": list(taxonomy.group_sizes()), "prompt_templates": {}},
-        "encoders": enc if text_precisions else {"image": enc["image"]},
-    }
+    manifest = build_manifest(name, embed_dim=8, image_size=image_size, context_length=context,
+                              image=paths["image"], text=paths["text"], templates=False, fp32_nodes=pins)
     return write_bundle(Path(root) / (name + (".zip" if as_zip else "")), manifest, files,
                         e / np.linalg.norm(e, axis=1, keepdims=True), as_zip=as_zip)

@@ -4,3 +4,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    # tests/train/ needs the [train] extra (torch, open_clip): mark it, so an SDK-only checkout
+    # can run `pytest -m "not train"`. Tests over a few seconds carry @pytest.mark.slow
+    # themselves (`pytest -m "not slow"` is the quick loop while developing).
+    import pytest
+
+    for item in items:
+        if "tests/train/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("train/"):
+            item.add_marker(pytest.mark.train)

@@ -14,6 +14,8 @@ import numpy as np
 from usclip_sdk import taxonomy
 from usclip_sdk.bundle import write_bundle
 
+from manifest_builder import build_manifest
+
 D = 16
 SIZE = 32
 
@@ -78,25 +80,8 @@ def _text_onnx(seed: int, vocab: int = 30522) -> bytes:
 
 
 def manifest(name: str = "tiny-test") -> dict:
-    return {
-        "model": {"name": name, "embed_dim": D, "logit_scale": 50.0, "logit_bias": None, "source": {}},
-        "preprocess": {"image_size": [SIZE, SIZE], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
-                       "resize_mode": "stretch", "interpolation": "bilinear"},
-        "text": {"tokenizer": "tokenizer.json", "context_length": 24, "pad_id": 0, "clean": "none",
-                 "padding": "max_length", "output": "text_embedding",
-                 "inputs": [{"name": "input_ids", "dtype": "int64"},
-                            {"name": "attention_mask", "dtype": "int64"}]},
-        "taxonomy": {"version": taxonomy.TAXONOMY_VERSION,
-                     "class_names": [list(p) for p in taxonomy.class_names()],
-                     "group_sizes": list(taxonomy.group_sizes()),
-                     "prompt_templates": {d.field: list(d.templates) for d in taxonomy.DIMENSIONS}},
-        "encoders": {
-            "image": {"fp32": {"path": "image_encoder.onnx", "output": "image_embedding",
-                               "inputs": [{"name": "image", "dtype": "float32"}]}},
-            "text": {"fp32": {"path": "text_encoder.onnx", "output": "text_embedding",
-                              "inputs": [{"name": "input_ids", "dtype": "int64"},
-                                         {"name": "attention_mask", "dtype": "int64"}]}}},
-    }
+    return build_manifest(name, embed_dim=D, image_size=SIZE, logit_scale=50.0, context_length=24,
+                          preprocess={"resize_mode": "stretch", "interpolation": "bilinear"})
 
 
 def make_tiny_bundle(out: Path, seed: int = 0, as_zip: bool = False) -> Path:

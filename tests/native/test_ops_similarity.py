@@ -14,11 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from usclip_sdk import taxonomy
 import importlib
-sim_mod = importlib.import_module("usclip_sdk.ops.similarity")
+
+from usclip_sdk import taxonomy
 from usclip_sdk.ops.similarity import SimilarityResult, similarity
 from usclip_sdk.ops.similarity_reference import similarity_reference
+
+sim_mod = importlib.import_module("usclip_sdk.ops.similarity")
 
 
 def _tol(scale):

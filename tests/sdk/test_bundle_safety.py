@@ -15,26 +15,13 @@ from usclip_sdk import taxonomy
 from usclip_sdk.bundle import Bundle, check_relative_path, sha256_file, write_bundle
 from usclip_sdk.errors import BundleError, BundleIntegrityError, BundleVersionError
 
+from manifest_builder import build_manifest
+
 D = 8
 
 
 def _manifest(name: str = "tiny") -> dict:
-    return {
-        "model": {"name": name, "embed_dim": D, "logit_scale": 100.0, "logit_bias": None, "source": {}},
-        "preprocess": {"image_size": [32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-        "text": {"tokenizer": "tokenizer.json", "context_length": 16, "pad_id": 0, "clean": "none",
-                 "padding": "max_length", "output": "text_embedding",
-                 "inputs": [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}]},
-        "taxonomy": {"version": taxonomy.TAXONOMY_VERSION, "class_names": [list(p) for p in taxonomy.class_names()],
-                     "group_sizes": list(taxonomy.group_sizes()),
-                     "prompt_templates": {d.field: list(d.templates) for d in taxonomy.DIMENSIONS}},
-        "encoders": {
-            "image": {"fp32": {"path": "image_encoder.onnx", "inputs": [{"name": "image", "dtype": "float32"}],
-                               "output": "image_embedding"}},
-            "text": {"fp32": {"path": "text_encoder.onnx", "output": "text_embedding",
-                              "inputs": [{"name": "input_ids", "dtype": "int64"},
-                                         {"name": "attention_mask", "dtype": "int64"}]}}},
-    }
+    return build_manifest(name, embed_dim=D)
 
 
 def _emb(seed: int = 0) -> np.ndarray:

@@ -106,11 +106,13 @@ def _hammer(clfs: list, frames, serial, calls: int) -> None:
     assert not mismatches, f"{len(mismatches)} results differ from serial, e.g. {mismatches[:5]}"
 
 
+@pytest.mark.slow
 def test_threads_on_one_classifier_match_serial(bundle, frames, serial):
     clf = Classifier.from_bundle(bundle, backend="onnxruntime", device="cpu")
     _hammer([clf], frames, serial, CALLS)
 
 
+@pytest.mark.slow
 def test_threads_on_several_classifiers_match_serial(bundle, frames, serial):
     clfs = [Classifier.from_bundle(bundle, backend="onnxruntime", device="cpu") for _ in range(3)]
     _hammer(clfs, frames, serial, CALLS)

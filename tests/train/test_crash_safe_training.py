@@ -191,6 +191,7 @@ class _TimedKill(threading.Thread):
             self.watcher.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_curve(setup, launched, curve):
     _, _, _, cfg = setup
     timed = launched[0]
@@ -232,6 +233,7 @@ KILL_POINTS = {
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
+@pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_write_never_leaves_a_partial_checkpoint(setup, launched,
                                                                             curve, point):
     base, _, _, cfg = setup

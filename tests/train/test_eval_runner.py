@@ -1,7 +1,6 @@
 """Zero-shot weights, the linear probe, the end-to-end runner (files written) and the
 open_clip glue, on hand-made embeddings whose answers are known."""
 import json
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -33,6 +33,7 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_loss_goes_down_and_resume_reproduces_the_curve(tiny):
     base, cfg = tiny
     full = train(cfg, base / "full")
@@ -69,6 +70,7 @@ def test_cosine_schedule_with_warmup():
     assert all(f(s) >= f(s + 1) for s in range(2, 10))
 
 
+@pytest.mark.slow
 def test_two_process_gloo_torchrun(tiny):
     base, cfg = tiny
     out = base / "ddp"

@@ -53,7 +53,6 @@ def pick_device(requested: str, local_rank: int = 0) -> str:
 def init_distributed(device: str = "auto", timeout_s: int = 600) -> DistInfo:
     """Join the torchrun process group if launched by torchrun; pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local_rank)
     if world <= 1:

@@ -50,8 +50,7 @@ def _register_unavailable(sub, name: str, help_text: str, missing: list[str], ex
         return 2
 
     p = sub.add_parser(name, help=f"{help_text} (needs the [{extra}] extra)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _any_arguments=True)  # its real options are unknown here
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

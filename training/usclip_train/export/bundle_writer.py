@@ -19,6 +19,7 @@ import torch
 
 from usclip_sdk import taxonomy
 from usclip_sdk.bundle import sha256_file, write_bundle
+from usclip_sdk.pixels import PreprocessSpec
 
 from ..evaluate.zeroshot import class_weights, flat_class_embeddings
 from .fp16 import convert_fp16
