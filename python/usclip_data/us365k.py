@@ -8,8 +8,10 @@ fields are a string, a list of strings, or absent.
 ``US365K(root, split)`` yields ``Sample(image_path, caption, labels)``; labels come from
 ``taxonomy.parse_record`` (all nine fields, empty tuples where untagged). Images are found in
 ``root/images/``, flat in ``root/``, or still inside ``root/images.zip`` (then ``image_path``
-is ``"<root>/images.zip::<member>"``, opened by ``Sample.load_rgb``). Malformed lines raise a
-ValueError naming file and line.
+is ``"<root>/images.zip::<member>"``, opened by ``Sample.load_rgb``). A bad sample (a line that
+is not UTF-8 or not JSON, a missing image, a label outside the taxonomy, with ``check_decode`` an
+image that does not decode) raises ``faults.BadSampleError`` (a ValueError) naming file and
+line, or with ``on_bad_sample="skip"`` is left out and counted in ``bad_samples`` (faults.py).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from usclip_sdk import taxonomy as tx
-from .sample import ZIP_SEP, Sample, SampleList, empty_labels
+from .faults import BadSampleError, BadSamples
+from .sample import ZIP_SEP, Sample, SampleList, empty_labels, load_pixels
 from .us365k_writer import SPLITS, WriteSummary, write_dataset
 
 __all__ = ["US365K", "Sample", "write_dataset", "WriteSummary", "SPLITS", "read_full_data",
@@ -69,14 +72,24 @@ def _iter_json_array(text: str, path: str) -> Iterator[tuple[int, Any]]:
             raise fail(i, "expected ',' or ']' between records")
 
 
-def read_full_data(path: str | os.PathLike, strict: bool = True) -> dict[str, dict[str, tuple[str, ...]]]:
+def read_full_data(path: str | os.PathLike, strict: bool = True,
+                   rejected: dict[str, str] | None = None) -> dict[str, dict[str, tuple[str, ...]]]:
     """media_name -> labels from a ``full_data.json`` (first record wins on duplicates).
 
     strict: unknown label values raise (naming file, line and field); otherwise they are dropped.
+    rejected: when given (and strict), a record with values outside the taxonomy is put there
+    (media_name -> "file:line: why") instead of raising, so its samples can be skipped.
+    A file that is not UTF-8 always raises, naming the line of the first bad byte.
     """
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); "
+                         "the label file itself is damaged, so no sample can be trusted to it") from None
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     # Records repeat the same few tag combinations: parse each combination once (5x faster
     # on a 100k-record file) and share the result.
@@ -96,7 +109,10 @@ def read_full_data(path: str | os.PathLike, strict: bool = True) -> dict[str, di
                 if _hashable(key):
                     parsed[key] = labels
         except ValueError as e:
-            raise ValueError(f"{path}:{line}: {name}: {e}") from None
+            if rejected is None:
+                raise BadSampleError("label-outside-taxonomy", f"{path}:{line}", f"{name}: {e}") from None
+            rejected.setdefault(name, f"{path}:{line}: {name}: {e}")
+            continue
         out.setdefault(name, labels)
     return out
 
@@ -109,34 +125,45 @@ def _hashable(key: tuple) -> bool:
     return True
 
 
-def iter_jsonl_objects(path: str | os.PathLike):
-    """(line number, object) of a JSON-lines file; blank lines are skipped, anything that is
-    not a JSON object raises ValueError naming file and line."""
+def iter_jsonl_objects(path: str | os.PathLike, bad: BadSamples | None = None):
+    """(line number, object) of a JSON-lines file; blank lines are skipped; a line that is not
+    UTF-8 or not a JSON object goes to ``bad`` (default: raise BadSampleError naming file and
+    line). Lines are decoded one by one, so a bad byte names its own line."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as fh:
+    bad = bad or BadSamples()
+    with open(path, "rb") as fh:
         for ln, raw in enumerate(fh, 1):
-            if not raw.strip():
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.report("non-utf8", f"{path}:{ln}", f"not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})")
+                continue
+            if not line.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{ln}: not JSON ({e.msg} at column {e.colno})") from None
+                bad.report("bad-json", f"{path}:{ln}", f"not JSON ({e.msg} at column {e.colno})")
+                continue
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{ln}: expected an object, found {type(obj).__name__}")
+                bad.report("bad-json", f"{path}:{ln}", f"expected an object, found {type(obj).__name__}")
+                continue
             yield ln, obj
 
 
-def read_pairs(path: str | os.PathLike) -> list[tuple[int, str, str]]:
-    """(line, image, caption) of a split file; blank lines are skipped."""
+def read_pairs(path: str | os.PathLike, bad: BadSamples | None = None) -> list[tuple[int, str, str]]:
+    """(line, image, caption) of a split file; blank lines are skipped, bad ones go to ``bad``."""
     path = os.fspath(path)
+    bad = bad or BadSamples()
     out = []
-    for ln, obj in iter_jsonl_objects(path):
+    for ln, obj in iter_jsonl_objects(path, bad):
         img, cap = obj.get("image"), obj.get("caption")
         if not isinstance(img, str) or not img:
-            raise ValueError(f"{path}:{ln}: expected a non-empty 'image' string, found {img!r}")
-        if not isinstance(cap, str):
-            raise ValueError(f"{path}:{ln}: expected a 'caption' string, found {type(cap).__name__}")
-        out.append((ln, img, cap))
+            bad.report("bad-record", f"{path}:{ln}", f"expected a non-empty 'image' string, found {img!r}")
+        elif not isinstance(cap, str):
+            bad.report("bad-record", f"{path}:{ln}", f"expected a 'caption' string, found {type(cap).__name__}")
+        else:
+            out.append((ln, img, cap))
     return out
 
 
@@ -176,12 +203,20 @@ class US365K(SampleList):
 
     split: "train", "valid" ("val" accepted) or "test", or "all" for the three in order.
     strict_labels: unknown label values in full_data.json raise instead of being dropped.
-    check_files: every listed image must exist (FileNotFoundError lists the missing ones).
+    check_files: every listed image must exist (MissingImageError, a FileNotFoundError, lists
+    the missing ones).
+    on_bad_sample: "error" (default: the first bad sample raises BadSampleError naming file and
+    line) or "skip" (left out, counted in ``bad_samples``; see faults.py), or a BadSamples.
+    check_decode: decode every image once now, so an undecodable one is reported here (naming
+    its split line) and not in the middle of training.
     Images without a full_data.json record get empty labels (all nine fields untagged).
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", *,
-                 strict_labels: bool = True, check_files: bool = True):
+                 strict_labels: bool = True, check_files: bool = True,
+                 on_bad_sample: str | BadSamples = "error", check_decode: bool = False):
+        bad = on_bad_sample if isinstance(on_bad_sample, BadSamples) else BadSamples(on_bad_sample)
+        self.bad_samples = bad
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"root: {self.root} is not a directory")
@@ -194,24 +229,44 @@ class US365K(SampleList):
         if missing_files:
             raise FileNotFoundError(f"{self.root}: no {', '.join(m + '.jsonl' for m in missing_files)}")
         full = self.root / "full_data.json"
+        rejected: dict[str, str] | None = {} if bad.skipping else None
         self.labels_by_name: Mapping[str, dict[str, tuple[str, ...]]] = (
-            read_full_data(full, strict=strict_labels) if full.is_file() else {})
+            read_full_data(full, strict=strict_labels, rejected=rejected) if full.is_file() else {})
         index = _ImageIndex(self.root)
         samples, missing = [], []
         fallback = os.path.join(str(self.root), "images", "")
         for n in names:
             jsonl = self.root / f"{n}.jsonl"
-            for ln, img, cap in read_pairs(jsonl):
+            for ln, img, cap in read_pairs(jsonl, bad):
+                why = rejected and (rejected.get(img) or rejected.get(img.rsplit("/", 1)[-1]))
+                if why:  # its labels are not in the taxonomy: never trained as untagged
+                    bad.report("label-outside-taxonomy", f"{jsonl}:{ln}", f"{img}: record {why}")
+                    continue
                 path = index.locate(img)
                 if path is None:
+                    if bad.skipping and check_files:
+                        bad.report("missing-image", f"{jsonl}:{ln}", f"{img}: not found under {self.root}")
+                        continue
                     missing.append(f"{jsonl}:{ln}: {img}")
                     path = fallback + img
+                elif check_decode and not _decodes(path, f"{jsonl}:{ln}", img, bad):
+                    continue
                 # the release's split files and records may differ by a folder prefix
                 labels = (self.labels_by_name.get(img) or self.labels_by_name.get(img.rsplit("/", 1)[-1])
                           or empty_labels())
                 samples.append(Sample(path, cap, labels))
         if missing and check_files:
             shown = "\n  ".join(missing[:5])
-            raise FileNotFoundError(f"{len(missing)} listed images not found under {self.root} "
-                                    f"(images/, flat, or images.zip):\n  {shown}")
+            bad.report("missing-image", missing[0].rsplit(": ", 1)[0],
+                       f"{len(missing)} listed images not found under {self.root} "
+                       f"(images/, flat, or images.zip):\n  {shown}")
         super().__init__(samples, f"{self.root}:{split}")
+
+
+def _decodes(path: str, where: str, img: str, bad: BadSamples) -> bool:
+    try:
+        load_pixels(path)
+        return True
+    except Exception as e:  # noqa: BLE001 - whatever the decoder raises, this image is unusable
+        bad.report("undecodable-image", where, f"{img}: cannot be decoded ({type(e).__name__}: {e})")
+        return False

@@ -25,6 +25,7 @@ class RunConfig:
     train_split: str = "train"
     val_split: str = "valid"
     max_samples: int | None = None      # cap on training samples (quick runs, ablations)
+    on_bad_sample: str = "error"        # error | skip: a corrupt sample raises naming file:line, or is counted and left out (usclip_data.faults)
     # --- model
     model: str = "usclip-edge"          # a name from factory.list_models()
     text_model: str | None = None       # local HF folder replacing the text tower (e.g. PubMedBERT)
@@ -67,6 +68,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check_choice("on_bad_sample", self.on_bad_sample, ("error", "skip"))
         for name in ("epochs", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")

@@ -149,13 +149,19 @@ class UltrasoundDataset(Dataset):
         self._prompts = self._prompt_tokens(tokenizer) if self.template_captions > 0 else None
 
     @classmethod
-    def from_root(cls, root, split, preprocess, tokenizer, max_samples: int | None = None, **kw):
-        """A split of a US-365K-layout folder; ``root/masks/`` is used when present."""
+    def from_root(cls, root, split, preprocess, tokenizer, max_samples: int | None = None,
+                  on_bad_sample: str = "error", **kw):
+        """A split of a US-365K-layout folder; ``root/masks/`` is used when present.
+        on_bad_sample "skip": bad samples (images decoded once up front) are left out and
+        counted in ``bad_samples`` (usclip_data.faults); "error" raises naming file and line."""
         from usclip_data.us365k import US365K
 
-        samples = list(US365K(root, split))[:max_samples]
+        reader = US365K(root, split, on_bad_sample=on_bad_sample, check_decode=on_bad_sample == "skip")
+        samples = list(reader)[:max_samples]
         masks = Path(root) / "masks"
-        return cls(samples, preprocess, tokenizer, mask_dir=masks if masks.is_dir() else None, **kw)
+        ds = cls(samples, preprocess, tokenizer, mask_dir=masks if masks.is_dir() else None, **kw)
+        ds.bad_samples = reader.bad_samples
+        return ds
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

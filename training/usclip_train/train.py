@@ -20,13 +20,15 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from usclip_data.faults import BadSamples
 
 from . import checkpoint as ckpt
 from .cli.train import build_arg_parser  # the parser lives torch-free, for `usclip --help`
@@ -234,6 +236,7 @@ class TrainResult:
     samples_per_s: float
     final_loss: float
     metrics: dict
+    bad_samples: dict = field(default_factory=dict)  # usclip_data.faults summary (skips by kind)
 
 
 class _Log:
@@ -272,7 +275,8 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     module = TrainModule(model, fusion).to(info.device)
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
     ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
-                                     max_samples=cfg.max_samples, augment=cfg.augment,
+                                     max_samples=cfg.max_samples, on_bad_sample=cfg.on_bad_sample,
+                                     augment=cfg.augment,
                                      seed=cfg.seed, cache=_image_cache(cfg, spec),
                                      template_captions=cfg.template_captions)
     sim = build_similarity(cfg, ds.labels) if cfg.use_soft_labels else None
@@ -306,6 +310,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainRes
 def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec, module, tokenizer, ds, loss_fn = _setup(cfg, run_dir, info)
+    bad = getattr(ds, "bad_samples", None) or BadSamples()
+    if bad.skipped and info.is_main:  # said now and again at the end, never only in a file
+        print(f"train: {bad.describe()} from {cfg.data} (--on-bad-sample skip)", file=sys.stderr)
     spe = _steps_per_epoch(ds, cfg, info)
     total = cfg.max_steps if cfg.max_steps else cfg.epochs * spe
     groups = param_groups(module, cfg)
@@ -365,8 +372,12 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
         bar.close()
     metrics = _final_eval(cfg, module, spec, tokenizer, info, run_dir)
     path = _save(manager, info, step, module, spec, step // spe, {**save_kw, "metrics": metrics})
+    if info.is_main:
+        ckpt.atomic_write_text(run_dir / "bad_samples.json", json.dumps(bad.summary(), indent=1))
+        if bad.skipping:
+            print(f"train: {bad.describe()}; details in {run_dir / 'bad_samples.json'}", file=sys.stderr)
     return TrainResult(run_dir, path, step, seconds, seen / seconds if seconds > 0 else 0.0,
-                       float(last.get("loss", float("nan"))), metrics)
+                       float(last.get("loss", float("nan"))), metrics, bad.summary())
 
 
 def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig, info: DistInfo) -> dict:
@@ -439,7 +450,8 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    cfg = load_run_config(args.config, parse_overrides(args.overrides), data=args.data, model=args.model)
+    cfg = load_run_config(args.config, parse_overrides(args.overrides), data=args.data, model=args.model,
+                          on_bad_sample=getattr(args, "on_bad_sample", None))
     if not cfg.data:
         raise ValueError("data: expected --data DIR (or data in the config file), found none")
     result = train(cfg, args.out, resume=args.resume)
@@ -447,7 +459,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(json.dumps({"run_dir": str(result.run_dir), "checkpoint": str(result.checkpoint),
                           "steps": result.steps, "seconds": round(result.seconds, 2),
                           "samples_per_s": round(result.samples_per_s, 2),
-                          "final_loss": result.final_loss, "metrics": result.metrics}))
+                          "final_loss": result.final_loss, "metrics": result.metrics,
+                          "bad_samples": result.bad_samples}))
     return 0
 
 
