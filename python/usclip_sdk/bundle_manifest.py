@@ -18,7 +18,10 @@ Schema (format_version 1), every path relative to the bundle root::
      "encoders": {"image"|"text": {"fp32"|"fp16"|"int8": {"path", "inputs" [{"name", "dtype"}],
                   "output", "fp32_nodes" [str]}}},
      "class_embeddings": path,
-     "files": {path: {"sha256", "size"}}}
+     "files": {path: {"sha256", "size"}},
+     "calibration" (optional; absent in older bundles): {"temperatures" {field: T},
+         "confidence_thresholds" {field: p}, "offsets" {field: [b per value]}, "ood": {"method", "reference" path, "threshold",
+         "accept", "shrinkage"} | null, "fitted_on" {}}}
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ __all__ = [
     "TextSpec",
     "TaxonomyInfo",
     "FileEntry",
+    "OODSpec",
+    "CalibrationSpec",
     "Manifest",
     "parse_manifest",
     "manifest_to_dict",
@@ -105,6 +110,28 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class OODSpec:
+    """The out-of-distribution score's reference statistics (usclip_sdk.calibration)."""
+
+    method: str  # "mahalanobis": shrunk-covariance distance of the image embedding
+    reference: str  # .npy, (D + 1) x D float32: row 0 the mean, then the precision matrix
+    threshold: float  # scores above it are out of distribution
+    accept: float  # fraction of in-distribution validation frames the threshold accepts
+    shrinkage: float
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Fitted on a validation split (``usclip calibrate`` / ``usclip export --calib-data``)."""
+
+    temperatures: Mapping[str, float]  # per taxonomy dimension; probabilities = softmax(logits / T)
+    confidence_thresholds: Mapping[str, float]  # calibrated top-1 probability below which a dimension is unsure
+    offsets: Mapping[str, tuple[float, ...]] | None = None  # per-class logit offsets: softmax(logits / T + b)
+    ood: OODSpec | None = None
+    fitted_on: Mapping[str, Any] | None = None  # data set, split, frame count, figures
+
+
+@dataclass(frozen=True)
 class Manifest:
     format_version: int
     model: ModelInfo
@@ -114,12 +141,15 @@ class Manifest:
     encoders: Mapping[str, Mapping[str, EncoderSpec]]
     class_embeddings: str
     files: Mapping[str, FileEntry]
+    calibration: CalibrationSpec | None = None
 
     def referenced_paths(self) -> tuple[str, ...]:
         """Every path the manifest points at (each must also be in ``files``)."""
         paths = [self.text.tokenizer, self.class_embeddings]
         for by_precision in self.encoders.values():
             paths += [e.path for e in by_precision.values()]
+        if self.calibration is not None and self.calibration.ood is not None:
+            paths.append(self.calibration.ood.reference)
         return tuple(paths)
 
 
@@ -228,6 +258,46 @@ def _files(v: Any) -> dict[str, FileEntry]:
     return out
 
 
+def _per_field(v: Any, where: str, fields: tuple[str, ...], lo: float, hi: float) -> dict[str, float]:
+    out = {}
+    for k, x in _typed(v, Mapping, where).items():
+        if k not in fields:
+            raise BundleError(f"manifest {where}: {k!r} is not a taxonomy dimension of this bundle; expected {list(fields)}")
+        x = float(_typed(x, (int, float), f"{where}.{k}"))
+        if not lo < x <= hi:  # also refuses nan
+            raise BundleError(f"manifest {where}.{k}: expected a number in ({lo}, {hi}], found {x}")
+        out[k] = x
+    return out
+
+
+def _calibration(v: Any, sizes: Mapping[str, int]) -> CalibrationSpec:
+    fields = tuple(sizes)
+    c = _obj(v, "calibration", ("temperatures", "confidence_thresholds"), ("offsets", "ood", "fitted_on"))
+    offsets = {}
+    for k, xs in _typed(c.get("offsets", {}), Mapping, "calibration.offsets").items():
+        if k not in sizes:
+            raise BundleError(f"manifest calibration.offsets: {k!r} is not a taxonomy dimension of this bundle")
+        xs = tuple(float(_typed(x, (int, float), f"calibration.offsets.{k}[]"))
+                   for x in _typed(xs, list, f"calibration.offsets.{k}"))
+        if len(xs) != sizes[k] or not all(abs(x) <= 50 for x in xs):  # also refuses nan
+            raise BundleError(f"manifest calibration.offsets.{k}: expected {sizes[k]} numbers in [-50, 50]")
+        offsets[k] = xs
+    ood = c.get("ood")
+    if ood is not None:
+        o = _obj(ood, "calibration.ood", ("method", "reference", "threshold", "accept", "shrinkage"))
+        if o["method"] != "mahalanobis":
+            raise BundleError(f"manifest calibration.ood.method: expected 'mahalanobis', found {o['method']!r}")
+        nums = {k: float(_typed(o[k], (int, float), f"calibration.ood.{k}")) for k in ("threshold", "accept", "shrinkage")}
+        if not (nums["threshold"] > 0 and 0 < nums["accept"] <= 1 and 0 <= nums["shrinkage"] <= 1):
+            raise BundleError(f"manifest calibration.ood: expected threshold > 0, 0 < accept <= 1, "
+                              f"0 <= shrinkage <= 1, found {nums}")
+        ood = OODSpec("mahalanobis", _typed(o["reference"], str, "calibration.ood.reference"), **nums)
+    return CalibrationSpec(_per_field(c["temperatures"], "calibration.temperatures", fields, 0.0, 1e3),
+                           _per_field(c["confidence_thresholds"], "calibration.confidence_thresholds",
+                                      fields, 0.0, 1.0),
+                           offsets, ood, dict(_typed(c.get("fitted_on", {}), Mapping, "calibration.fitted_on")))
+
+
 def parse_manifest(d: Any) -> Manifest:
     """A manifest dict (from JSON) as a ``Manifest``; version first, then strict schema."""
     if not isinstance(d, Mapping):
@@ -238,10 +308,13 @@ def parse_manifest(d: Any) -> Manifest:
             f"manifest.json: format_version {version!r} is not readable by this SDK "
             f"(reads {list(SUPPORTED_VERSIONS)}); upgrade usclip-sdk or re-export the bundle")
     d = _obj(d, "(top level)", ("format_version", "model", "preprocess", "text", "taxonomy", "encoders",
-                                "class_embeddings", "files"))
+                                "class_embeddings", "files"), ("calibration",))
+    taxonomy = _taxonomy(d["taxonomy"])
+    sizes = dict(zip(dict.fromkeys(f for f, _ in taxonomy.class_names), taxonomy.group_sizes))
     m = Manifest(version, _model(d["model"]), _preprocess(d["preprocess"]), _text(d["text"]),
-                 _taxonomy(d["taxonomy"]), _encoders(d["encoders"]),
-                 _typed(d["class_embeddings"], str, "class_embeddings"), _files(d["files"]))
+                 taxonomy, _encoders(d["encoders"]),
+                 _typed(d["class_embeddings"], str, "class_embeddings"), _files(d["files"]),
+                 None if d.get("calibration") is None else _calibration(d["calibration"], sizes))
     for p in m.referenced_paths():
         if p not in m.files:
             raise BundleError(f"manifest: {p!r} is referenced but has no entry in 'files' (no checksum)")
@@ -258,6 +331,8 @@ def manifest_to_dict(m: Manifest) -> dict:
     d["taxonomy"]["class_names"] = [list(p) for p in m.taxonomy.class_names]
     d["taxonomy"]["prompt_templates"] = {k: list(v) for k, v in m.taxonomy.prompt_templates.items()}
     d["model"]["source"] = dict(m.model.source or {})
+    if m.calibration is None:
+        del d["calibration"]  # older readers reject unknown keys; an uncalibrated manifest stays as it was
 
     def lists(x):  # tuples -> lists so json round-trips compare equal
         if isinstance(x, dict):

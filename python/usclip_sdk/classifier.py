@@ -20,11 +20,14 @@ from .ops.similarity import similarity
 from .pixels import model_input
 from .backends import open_backend
 from .bundle import Bundle
+from .calibration import Calibration, reweight
 from .errors import InvalidInputError
 from .inputs import Frame, iter_frames, to_frame
 from .models import default_bundle_path
 from .prediction import Attribute, Prediction
+from .quality import FrozenDetector, assess
 from .region import Region, RegionTracker, detect_region, full_region, region_from_dicom
+from .triage import decide, mark_applicable
 
 __all__ = ["Classifier", "DEFAULT_LABEL_TEMPLATES"]
 
@@ -34,13 +37,15 @@ DEFAULT_LABEL_TEMPLATES = ("an ultrasound image of {}.", "a sonogram showing {}.
 
 class _LabelSet:
     """The active label set and what scoring needs: the taxonomy's class embeddings with the
-    labels' embeddings appended (built once per set_labels, not per frame), and its groups."""
+    labels' embeddings appended (built once per set_labels, not per frame), and its groups;
+    ``weights``: e^offset per matrix row when the bundle's calibration has class offsets."""
 
     def __init__(self, names: Sequence[str], embeddings: np.ndarray, classes: np.ndarray,
-                 groups: Sequence[int]):
+                 groups: Sequence[int], weights: np.ndarray | None = None):
         self.names = tuple(names)
         self.matrix = np.ascontiguousarray(np.concatenate([classes, embeddings]), dtype=np.float32)
         self.groups = (*groups, len(self.names))
+        self.weights = weights
 
 
 class Classifier:
@@ -75,6 +80,15 @@ class Classifier:
         self.class_names = self.bundle.class_names
         self.group_sizes = tuple(self.bundle.group_sizes)
         self.class_embeddings = np.ascontiguousarray(self.bundle.class_embeddings(), np.float32)
+        # The bundle's optional calibration (usclip_sdk.calibration): each dimension's
+        # temperature divides its class rows of the scoring matrix and its class offsets
+        # reweight the softmax (= softmax(logits / T + b)); the OOD reference and confidence
+        # thresholds feed Prediction.status (usclip_sdk.triage).
+        self.calibration = Calibration.from_bundle(self.bundle)
+        self._scoring_classes = self.class_embeddings if self.calibration is None else np.ascontiguousarray(
+            self.class_embeddings * self.calibration.row_scale(self.class_names)[:, None])
+        self._class_weights = (self.calibration.row_weights(self.class_names)
+                               if self.calibration is not None and self.calibration.spec.offsets else None)
         self.fields = tuple(dict.fromkeys(f for f, _ in self.class_names))
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
@@ -93,8 +107,10 @@ class Classifier:
         if not idx:
             raise InvalidInputError(f"labels: the bundle has no taxonomy dimension {field!r}; "
                                     f"available: {list(self.fields)}")
-        return _LabelSet([self.class_names[i][1] for i in idx], self.class_embeddings[idx],
-                         self.class_embeddings, self.group_sizes)
+        cw = self._class_weights
+        return _LabelSet([self.class_names[i][1] for i in idx], self._scoring_classes[idx],
+                         self._scoring_classes, self.group_sizes,
+                         None if cw is None else np.concatenate([cw, cw[idx]]))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -121,7 +137,9 @@ class Classifier:
             if any(t.count("{}") != 1 for t in tmpl):
                 raise InvalidInputError(f"templates: each needs exactly one '{{}}', found {list(tmpl)}")
             emb = np.stack([self._ensemble([t.format(n) for t in tmpl]) for n in names])
-            new = _LabelSet(names, emb, self.class_embeddings, self.group_sizes)
+            cw = self._class_weights  # free-text labels have no fitted offsets
+            new = _LabelSet(names, emb, self._scoring_classes, self.group_sizes,
+                            None if cw is None else np.concatenate([cw, np.ones(len(names), np.float32)]))
         with self._lock:
             self._labels = new
 
@@ -249,10 +267,12 @@ class Classifier:
         res = similarity(emb, labels.matrix, scale=self.bundle.logit_scale,
                          bias=self.bundle.logit_bias or 0.0, topk=1, groups=labels.groups,
                          normalize=False)
-        return np.asarray(res.probs, dtype=np.float32)
+        probs = np.asarray(res.probs, dtype=np.float32)
+        return probs if labels.weights is None else reweight(probs, labels.weights, labels.groups)
 
-    def _prediction(self, probs: np.ndarray, labels: _LabelSet, region: dict[str, Any],
-                    timings: dict[str, float], source: str, emb: np.ndarray | None) -> Prediction:
+    def _prediction(self, probs: np.ndarray, labels: _LabelSet, region: Region,
+                    timings: dict[str, float], source: str, emb: np.ndarray | None, *,
+                    pixels: np.ndarray, vec: np.ndarray, frozen: FrozenDetector | None = None) -> Prediction:
         attrs: dict[str, Attribute] = {}
         off = 0
         for field, n in zip(self.fields, self.group_sizes):
@@ -264,12 +284,16 @@ class Classifier:
             off += n
         lp = probs[off:]
         order = np.argsort(-lp, kind="stable")[:5]
+        t = time.perf_counter()
+        status, reasons = decide(assess(pixels, region), attrs, vec, self.calibration, frozen)
+        timings = dict(timings, triage=(time.perf_counter() - t) * 1e3)
+        timings["total"] += timings["triage"]
         return Prediction(
             label=labels.names[order[0]], score=float(lp[order[0]]),
             topk=tuple((labels.names[j], float(lp[j])) for j in order),
-            attributes=attrs, region=region, timings=timings,
+            attributes=mark_applicable(attrs, status), region=region.to_dict(), timings=timings,
             backend=self.backend.name, bundle=self.bundle.manifest.model.name, source=source,
-            embedding=emb)
+            embedding=emb, status=status, reasons=reasons)
 
     def classify(self, frame: Any, region: Region | None = None,
                  return_embedding: bool = False) -> Prediction:
@@ -285,8 +309,9 @@ class Classifier:
              return_embedding: bool) -> list[Prediction]:
         labels = self._labels  # one consistent label set for the whole call
         emb, probs, regions, ms = self._infer(frames, regions_in, None, labels)
-        return [self._prediction(probs[i], labels, regions[i].to_dict(), ms, frames[i].source,
-                                 emb[i] if return_embedding else None) for i in range(len(frames))]
+        return [self._prediction(probs[i], labels, regions[i], ms, frames[i].source,
+                                 emb[i] if return_embedding else None, pixels=frames[i].pixels,
+                                 vec=emb[i]) for i in range(len(frames))]
 
     def _infer(self, frames: list[Frame], regions_in: list[Region | None],
                tracker: RegionTracker | None, labels: _LabelSet
@@ -306,7 +331,7 @@ class Classifier:
         return emb, probs, regions, ms
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
-               refresh_region_every: int = 10) -> Iterator[Prediction]:
+               refresh_region_every: int = 10, frozen_after: int = 10) -> Iterator[Prediction]:
         """Predictions for a video file, DICOM cine, camera index or iterable of frames.
 
         every: run the model on every n-th frame and re-emit the last result in between.
@@ -314,6 +339,8 @@ class Classifier:
             (0 = none; 0.6 keeps 60 % of the history), which steadies the triage display.
         The imaging region is detected once per layout: every ``refresh_region_every`` frames a
         cheap fingerprint checks whether the scanner layout changed (RegionTracker).
+        Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
+        frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
@@ -322,6 +349,7 @@ class Classifier:
         tracker: RegionTracker | None = None
         state: np.ndarray | None = None
         last: Prediction | None = None
+        frozen = FrozenDetector(after=frozen_after)
         for i, frame in enumerate(iter_frames(source)):
             if tracker is None:
                 tracker = RegionTracker(refresh_every=refresh_region_every,
@@ -330,13 +358,15 @@ class Classifier:
                 yield last
                 continue
             labels = self._labels
-            _, probs, regions, ms = self._infer([frame], [None], tracker, labels)
+            emb, probs, regions, ms = self._infer([frame], [None], tracker, labels)
+            frozen.update(frame.pixels, regions[0])
             p = probs[0]
             if state is not None and state.shape == p.shape and smoothing > 0:
                 state = smoothing * state + (1.0 - smoothing) * p
             else:
                 state = p
-            last = self._prediction(state, labels, regions[0].to_dict(), ms, frame.source, None)
+            last = self._prediction(state, labels, regions[0], ms, frame.source, None,
+                                    pixels=frame.pixels, vec=emb[0], frozen=frozen)
             yield last
 
     def info(self) -> dict[str, Any]:

@@ -7,22 +7,31 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Attribute", "Prediction"]
+__all__ = ["Attribute", "Prediction", "STATUSES"]
+
+# Prediction.status values (docs/triage.md says how each is decided).
+STATUSES = ("ok", "no_image", "frozen", "out_of_distribution", "uncertain")
 
 
 @dataclass(frozen=True)
 class Attribute:
     """One diagnostic dimension's answer: the best value, its probability (softmax within the
-    dimension) and the runners-up."""
+    dimension, calibrated when the bundle has temperatures) and the runners-up.
+
+    applicable: False for the six lesion descriptors when the frame is judged normal or the
+        prediction's status is not "ok" - the values are still computed, but there is no
+        lesion to describe, so a display should not show them.
+    """
 
     field: str
     value: str
     score: float
     topk: tuple[tuple[str, float], ...]
+    applicable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "score": round(self.score, 6),
-                "topk": [[v, round(p, 6)] for v, p in self.topk]}
+                "topk": [[v, round(p, 6)] for v, p in self.topk], "applicable": self.applicable}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,14 @@ class Prediction:
     backend: the inference backend that ran (e.g. "onnxruntime:CPUExecutionProvider").
     source: a non-identifying description of the input (file name and frame index).
     embedding: the L2-normalised image embedding, when asked for.
+    status: whether the SDK stands behind the answer - "ok", or why not: "no_image",
+        "frozen", "out_of_distribution", "uncertain" (STATUSES; docs/triage.md). The values
+        are computed and returned either way; status says whether to show them.
+    reasons: the measured figures behind the status ({"quality": gate figures, "failed":
+        failed gate checks, "ood": score and threshold, "confidence": per-dimension score and
+        threshold, "frozen": unchanged frames, "calibrated": bool}), for a policy of your own.
+
+    Research and development use only: not a medical device, not for diagnosis.
     """
 
     label: str
@@ -50,6 +67,8 @@ class Prediction:
     bundle: str
     source: str = "array"
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    status: str = "ok"
+    reasons: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def organ(self) -> str:
@@ -61,6 +80,8 @@ class Prediction:
 
     def to_dict(self, embedding: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "status": self.status,
+            "reasons": dict(self.reasons),
             "label": self.label,
             "score": round(self.score, 6),
             "topk": [[v, round(p, 6)] for v, p in self.topk],

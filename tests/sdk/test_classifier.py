@@ -52,7 +52,7 @@ def test_classify_returns_structured_prediction(clf):
         assert a.value in taxonomy.dimension(field).values
         assert a.topk[0][0] == a.value and all(x[1] >= y[1] for x, y in zip(a.topk, a.topk[1:]))
     assert p.region["kind"] in ("linear", "sector") and p.backend.startswith("onnxruntime")
-    assert set(p.timings) == {"region", "preprocess", "encode", "similarity", "total"}
+    assert set(p.timings) == {"region", "preprocess", "encode", "similarity", "triage", "total"}
     d = json.loads(p.to_json())
     assert d["label"] == p.label and d["attributes"]["Organ_level"]["value"] == p.organ
 

@@ -1,0 +1,102 @@
+"""Fit a bundle's calibration on a labelled split and write the calibrated bundle (torch-free).
+
+The Classifier (region detection included, the same path as inference) embeds every frame of
+the split; ``calibration.fit_calibration`` fits temperatures, OOD reference and thresholds; the
+bundle is rewritten through ``bundle.write_bundle`` with the same files, the OOD reference and
+the new manifest section, so every file's sha256 is recomputed and the result re-verified. A
+signature covers the manifest, so a calibrated bundle is unsigned until signed again.
+
+Data: the US-365K layout (``SPLIT.jsonl`` lines of ``{"image": name}``, ``full_data.json``
+records of tags, images in ``images/`` or beside the lists) - read here with the taxonomy's
+own record parser, because the SDK does not depend on the data package.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import taxonomy
+from .bundle import Bundle, write_bundle
+from .bundle_manifest import manifest_to_dict
+from .calibration import REFERENCE_NAME, fit_calibration
+from .errors import InvalidInputError
+
+__all__ = ["read_split", "calibrate_bundle", "embed_split"]
+
+
+def read_split(root: str | os.PathLike, split: str = "valid") -> list[tuple[Path, dict[str, tuple[str, ...]]]]:
+    """(image path, tags per dimension) of every frame of ``split`` that has tags."""
+    root = Path(root)
+    lst, full = root / f"{split}.jsonl", root / "full_data.json"
+    for p in (lst, full):
+        if not p.is_file():
+            raise InvalidInputError(f"--data {root}: no {p.name} (expected the US-365K layout)")
+    records = json.loads(full.read_text(encoding="utf-8"))
+    if not isinstance(records, list):
+        raise InvalidInputError(f"{full}: expected a JSON list of records")
+    tags = {r.get("media_name"): taxonomy.parse_record(r) for r in records if isinstance(r, Mapping)}
+    images = root / "images" if (root / "images").is_dir() else root
+    out = []
+    for n, line in enumerate(lst.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            name = json.loads(line)["image"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InvalidInputError(f"{lst}:{n}: expected {{\"image\": name, ...}}") from None
+        if name in tags:
+            out.append((images / name, tags[name]))
+    if not out:
+        raise InvalidInputError(f"--data {root}: split {split!r} has no frame with tags in full_data.json")
+    return out
+
+
+def embed_split(clf: Any, paths: Sequence[Path], batch: int = 16,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Image embeddings of ``paths`` through the Classifier (region detection included)."""
+    out = []
+    for i in range(0, len(paths), batch):
+        out.append(clf.embed_image([str(p) for p in paths[i:i + batch]]))
+        if progress is not None:
+            progress(min(i + batch, len(paths)), len(paths))
+    return np.concatenate(out).astype(np.float32)
+
+
+def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
+                     split: str = "valid", backend: str = "auto", overwrite: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict]:
+    """Write ``out`` (a .zip when it ends in .zip) = ``bundle`` + calibration fitted on
+    ``data``/``split``; returns its path and the fit's figures."""
+    from .classifier import Classifier
+
+    frames = read_split(data, split)
+    with Bundle.open(bundle, trusted_keys=()) as b:
+        clf = Classifier(b, backend=backend)
+        emb = embed_split(clf, [p for p, _ in frames], progress=progress)
+        spec, ref, figures = fit_calibration(
+            emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
+            fitted_on={"data": Path(data).name, "split": split})
+        m = manifest_to_dict(b.manifest)
+        sections = {k: v for k, v in m.items() if k not in ("format_version", "files", "class_embeddings")}
+        sections["calibration"] = manifest_to_dict_section(spec)
+        buf = io.BytesIO()
+        np.save(buf, ref, allow_pickle=False)
+        files: dict[str, Any] = {rel: b.file(rel) for rel in b.manifest.files
+                                 if rel not in (b.manifest.class_embeddings, REFERENCE_NAME)}
+        files[REFERENCE_NAME] = buf.getvalue()
+        path = write_bundle(out, sections, files, b.class_embeddings(),
+                            as_zip=str(out).endswith(".zip"), overwrite=overwrite)
+    return path, {"frames": len(frames), "dimensions": figures,
+                  "ood_threshold": spec.ood.threshold if spec.ood else None}
+
+
+def manifest_to_dict_section(spec: Any) -> dict:
+    """The JSON form of a CalibrationSpec (as manifest_to_dict writes it)."""
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(spec)))

@@ -1,0 +1,278 @@
+"""Calibrated probabilities and the out-of-distribution score (numpy only).
+
+Fitted once on a validation split (``usclip calibrate``, or ``usclip export`` given validation
+data) and stored in the bundle's optional ``calibration`` section (bundle_manifest):
+
+- per taxonomy dimension, a temperature T and per-class logit offsets b (bias-corrected
+  temperature scaling): probabilities = softmax(logits / T + b) within the dimension. T and b
+  are fitted together by minimising the validation negative log-likelihood of the tagged
+  values (a multi-tag frame counts its tags' summed probability); T is then refined, b fixed,
+  to the value that minimises the validation ECE (a 1-D search within e^+-1 of it), because
+  the NLL optimum of a 2-parameter family is not the ECE optimum. The similarity step applies
+  T by dividing each class row of the scoring matrix by its dimension's T (a shared logit
+  bias cancels inside a softmax group), and b by reweighting each group's softmax by e^b,
+  which is exactly softmax(z + b);
+- an OOD score: the Mahalanobis distance of the image embedding to the validation embeddings
+  (mean and a shrunk covariance: (1 - a) S + a tr(S)/D I, since a few hundred frames do not
+  determine a 256 x 256 covariance). The threshold accepts ``accept`` (95 %) of validation
+  frames on out-of-fold scores (5 folds), because in-sample distances are optimistically small;
+- confidence thresholds: per dimension, the 10th percentile of the calibrated top-1
+  probability on validation frames ("uncertain" = every dimension below its threshold).
+
+``ece`` and ``reliability`` are the measures the evaluation report and docs/triage.md use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .bundle_manifest import CalibrationSpec, OODSpec
+from .errors import BundleError
+
+__all__ = ["Calibration", "ece", "reliability", "fit_temperature", "fit_temperature_offsets",
+           "reweight", "fit_ood", "ood_scores",
+           "fit_calibration", "REFERENCE_NAME", "CONFIDENCE_QUANTILE"]
+
+REFERENCE_NAME = "ood_reference.npy"
+CONFIDENCE_QUANTILE = 0.10
+_T_RANGE = (0.02, 50.0)
+_MAX_OFFSET = 8.0  # e^-8: a class never seen in validation keeps a trace of probability
+
+
+def reliability(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
+    """Equal-width confidence bins: [{"lo", "hi", "n", "confidence", "accuracy"}] (non-empty bins)."""
+    conf, correct = np.asarray(conf, np.float64), np.asarray(correct, np.float64)
+    idx = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)  # (lo, hi] bins, 0 in the first
+    out = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            out.append({"lo": b / bins, "hi": (b + 1) / bins, "n": int(m.sum()),
+                        "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
+    return out
+
+
+def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error (fraction, not points): sum_b n_b/N |conf_b - acc_b|."""
+    n = max(len(conf), 1)
+    return float(sum(r["n"] / n * abs(r["confidence"] - r["accuracy"]) for r in reliability(conf, correct, bins)))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(logits: np.ndarray, tags: np.ndarray, t: float) -> float:
+    p = _softmax(logits / t)
+    return float(-np.mean(np.log(np.maximum((p * tags).sum(axis=1), 1e-12))))
+
+
+def fit_temperature(logits: np.ndarray, tags: np.ndarray, iters: int = 60) -> float:
+    """The T minimising the tagged-set NLL of softmax(logits / T): golden-section search on
+    log T (the NLL is unimodal in T)."""
+    if len(logits) == 0:
+        return 1.0
+    lo, hi = np.log(_T_RANGE[0]), np.log(_T_RANGE[1])
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = _nll(logits, tags, np.exp(a)), _nll(logits, tags, np.exp(b))
+    for _ in range(iters):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = _nll(logits, tags, np.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = _nll(logits, tags, np.exp(b))
+    return float(np.exp((lo + hi) / 2))
+
+
+def fit_temperature_offsets(logits: np.ndarray, tags: np.ndarray, steps: int = 1500,
+                            lr: float = 0.05) -> tuple[float, np.ndarray]:
+    """T and per-class logit offsets b minimising the tagged-set NLL of softmax(logits / T + b)
+    (bias-corrected temperature scaling): Adam on (1/T, b) from the temperature-only fit.
+
+    The offsets correct the class priors the zero-shot text prompts imply: probability leaks
+    onto classes the model was never trained on (most organs) and Diagnosis over-calls some
+    values. A value never tagged in the split is pushed down to the bound (-_MAX_OFFSET)."""
+    k = logits.shape[1]
+    if len(logits) == 0:
+        return 1.0, np.zeros(k)
+    x = np.concatenate([[1.0 / fit_temperature(logits, tags)], np.zeros(k)])
+    m1, m2 = np.zeros_like(x), np.zeros_like(x)
+    for i in range(1, steps + 1):
+        p = _softmax(x[0] * logits + x[1:])
+        q = p * tags
+        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
+        g = p - q  # d NLL / d logit, per frame
+        grad = np.concatenate([[np.mean((g * logits).sum(axis=1))], g.mean(axis=0)])
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad ** 2
+        x -= lr * (m1 / (1 - 0.9 ** i)) / (np.sqrt(m2 / (1 - 0.999 ** i)) + 1e-8)
+        x[0] = np.clip(x[0], 1.0 / _T_RANGE[1], 1.0 / _T_RANGE[0])
+        x[1:] = np.clip(x[1:] - x[1:].mean(), -_MAX_OFFSET, _MAX_OFFSET)  # softmax ignores a shift
+    return float(1.0 / x[0]), x[1:].copy()
+
+
+def _refine_temperature(logits: np.ndarray, tags: np.ndarray, offsets: np.ndarray, t: float) -> float:
+    """The T within e^+-1 of ``t`` (81 steps) with the lowest ECE of softmax(logits / T + b)."""
+    if len(logits) == 0:
+        return t
+
+    def err(x: float) -> float:
+        p = _softmax(logits / x + offsets)
+        return ece(p.max(axis=1), tags[np.arange(len(tags)), p.argmax(axis=1)])
+    grid = np.clip(t * np.exp(np.linspace(-1.0, 1.0, 81)), *_T_RANGE)
+    return float(grid[int(np.argmin([err(x) for x in grid]))])
+
+
+def _ood_stats(emb: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    mean = emb.mean(axis=0)
+    cov = np.cov(emb, rowvar=False)
+    d = cov.shape[0]
+    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
+    return mean, np.linalg.inv(cov)
+
+
+def ood_scores(emb: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance (squared) of each row of ``emb`` (N x D) to the reference."""
+    x = np.asarray(emb, np.float32) - mean
+    return np.einsum("ij,ij->i", x @ precision, x)
+
+
+def fit_ood(emb: np.ndarray, accept: float = 0.95, shrinkage: float = 0.1, folds: int = 5,
+            seed: int = 0) -> tuple[np.ndarray, float]:
+    """Reference ((D + 1) x D float32: mean, precision) and the threshold accepting ``accept``
+    of in-distribution frames, set on out-of-fold scores."""
+    emb = np.asarray(emb, np.float64)
+    if len(emb) < 2 * folds:
+        raise ValueError(f"fit_ood: need at least {2 * folds} validation embeddings, found {len(emb)}")
+    fold = np.random.default_rng(seed).permutation(len(emb)) % folds
+    oof = np.empty(len(emb))
+    for k in range(folds):
+        oof[fold == k] = ood_scores(emb[fold == k], *_ood_stats(emb[fold != k], shrinkage))
+    mean, precision = _ood_stats(emb, shrinkage)
+    ref = np.concatenate([mean[None], precision]).astype(np.float32)
+    return ref, float(np.quantile(oof, accept))
+
+
+def _groups(class_names: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+    out: dict[str, list[int]] = {}
+    for i, (f, _) in enumerate(class_names):
+        out.setdefault(f, []).append(i)
+    return {f: np.asarray(ix) for f, ix in out.items()}
+
+
+def _tag_matrix(tags: Sequence[Mapping[str, Sequence[str]]], field: str,
+                values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of frames tagged in ``field`` and their boolean tag matrix."""
+    pos = {v: j for j, v in enumerate(values)}
+    rows = [i for i, t in enumerate(tags) if any(v in pos for v in t.get(field, ()))]
+    m = np.zeros((len(rows), len(values)), bool)
+    for r, i in enumerate(rows):
+        for v in tags[i][field]:
+            if v in pos:
+                m[r, pos[v]] = True
+    return np.asarray(rows, dtype=int), m
+
+
+def fit_calibration(emb: np.ndarray, tags: Sequence[Mapping[str, Sequence[str]]],
+                    class_embeddings: np.ndarray, class_names: Sequence[tuple[str, str]],
+                    logit_scale: float, *, accept: float = 0.95, shrinkage: float = 0.1,
+                    fitted_on: Mapping[str, Any] | None = None) -> tuple[CalibrationSpec, np.ndarray, dict]:
+    """Fit everything on validation embeddings (N x D, L2-normalised) and their tags.
+
+    Returns the manifest section, the OOD reference array (to store as ``REFERENCE_NAME``)
+    and per-dimension figures on the fitting split (n, T, ECE before/after).
+    """
+    emb = np.asarray(emb, np.float32)
+    logits = logit_scale * emb @ np.asarray(class_embeddings, np.float32).T
+    temps, offsets, thresholds, figures = {}, {}, {}, {}
+    for field, ix in _groups(class_names).items():
+        values = [class_names[i][1] for i in ix]
+        rows, m = _tag_matrix(tags, field, values)
+        lg = logits[:, ix]
+        t, b = fit_temperature_offsets(lg[rows], m)
+        t = _refine_temperature(lg[rows], m, b, t)
+        temps[field], offsets[field] = t, [round(float(x), 5) for x in b]
+        b = np.asarray(offsets[field])
+        thresholds[field] = float(np.quantile(_softmax(lg / t + b).max(axis=1), CONFIDENCE_QUANTILE))
+        if len(rows):
+            before, after = _softmax(lg[rows]), _softmax(lg[rows] / t + b)
+            hit0 = m[np.arange(len(rows)), before.argmax(axis=1)]
+            hit1 = m[np.arange(len(rows)), after.argmax(axis=1)]  # the offsets can change the answer
+            figures[field] = {"n": int(len(rows)), "temperature": round(t, 4),
+                              "ece_before": round(ece(before.max(axis=1), hit0), 4),
+                              "ece_after": round(ece(after.max(axis=1), hit1), 4),
+                              "acc_before": round(float(hit0.mean()), 4),
+                              "acc_after": round(float(hit1.mean()), 4)}
+    ref, thr = fit_ood(emb, accept=accept, shrinkage=shrinkage)
+    spec = CalibrationSpec(temps, thresholds, offsets, OODSpec("mahalanobis", REFERENCE_NAME, thr, accept, shrinkage),
+                           dict(fitted_on or {}, n_frames=int(len(emb))))
+    return spec, ref, figures
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The runtime side of a bundle's calibration section."""
+
+    spec: CalibrationSpec
+    mean: np.ndarray | None  # OOD reference, or None without one
+    precision: np.ndarray | None
+
+    @classmethod
+    def from_bundle(cls, bundle: Any) -> "Calibration | None":
+        """The bundle's calibration, or None for a bundle without the section (older bundles)."""
+        spec = bundle.manifest.calibration
+        if spec is None:
+            return None
+        mean = precision = None
+        if spec.ood is not None:
+            ref = np.load(bundle.file(spec.ood.reference), allow_pickle=False)
+            d = bundle.manifest.model.embed_dim
+            if ref.shape != (d + 1, d) or ref.dtype != np.float32 or not np.all(np.isfinite(ref)):
+                raise BundleError(f"bundle file {spec.ood.reference!r}: expected finite float32 "
+                                  f"{(d + 1, d)}, found {ref.dtype} {ref.shape}")
+            mean, precision = ref[0], np.ascontiguousarray(ref[1:])
+        return cls(spec, mean, precision)
+
+    def row_scale(self, class_names: Sequence[tuple[str, str]]) -> np.ndarray:
+        """1 / T of each class row's dimension (1 where no temperature was fitted)."""
+        t = self.spec.temperatures
+        return np.asarray([1.0 / t.get(f, 1.0) for f, _ in class_names], np.float32)
+
+    def row_weights(self, class_names: Sequence[tuple[str, str]]) -> np.ndarray:
+        """e^b of each class row (1 where no offsets were fitted), in ``class_names`` order."""
+        pos: dict[str, int] = {}
+        out = np.ones(len(class_names), np.float32)
+        offsets = self.spec.offsets or {}
+        for i, (f, _) in enumerate(class_names):
+            j = pos.get(f, 0)
+            pos[f] = j + 1
+            if f in offsets:
+                out[i] = np.exp(offsets[f][j])
+        return out
+
+
+    def ood(self, emb: np.ndarray) -> float | None:
+        """The OOD score of one embedding (None without reference statistics)."""
+        if self.mean is None:
+            return None
+        x = np.asarray(emb, np.float32) - self.mean
+        return float(x @ self.precision @ x)
+
+
+def reweight(probs: np.ndarray, weights: np.ndarray, groups: Sequence[int]) -> np.ndarray:
+    """Per-group softmax probabilities (N x sum(groups)) times ``weights``, renormalised within
+    each group: softmax(z) * e^b / sum = softmax(z + b)."""
+    p = probs * weights
+    off = 0
+    for n in groups:
+        p[:, off:off + n] /= np.maximum(p[:, off:off + n].sum(axis=1, keepdims=True), 1e-30)
+        off += n
+    return p
