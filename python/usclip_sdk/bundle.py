@@ -310,7 +310,8 @@ def write_bundle(out: str | os.PathLike, manifest: Mapping, files: Mapping[str, 
     if out.exists() and not overwrite:
         raise FileExistsError(f"write_bundle: {out} exists (pass overwrite=True to replace it)")
     emb = np.ascontiguousarray(class_embeddings, dtype=np.float32)
-    stage = Path(tempfile.mkdtemp(prefix=".usclip-bundle-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)  # the .partial and the final rename live there
+    stage = Path(tempfile.mkdtemp(prefix=".usclip-bundle-", dir=out.parent))
     try:
         for rel, src in files.items():
             dst = stage / check_relative_path(rel)
@@ -340,6 +341,11 @@ def _publish(stage: Path, out: Path, rels: list[str], as_zip: bool) -> Path:
                 z.write(stage / rel, rel)
     else:
         shutil.copytree(stage, tmp_out)
+        # mkdtemp made the stage 0700 and copytree copied that: give the bundle folder the
+        # mode any new folder gets here (umask), so other users and services can read it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_out, 0o777 & ~umask)
     if out.is_dir():
         shutil.rmtree(out)
     elif out.exists():

@@ -443,18 +443,43 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
                                    cache=_image_cache(cfg, spec))
         res = evaluate(module.model, cfg.data, cfg.val_split, image_transform=transform,
                        tokenizer=tokenizer, out_dir=run_dir / f"eval-{cfg.val_split}",
-                       device=info.device, plots=False)
+                       device=info.device, plots=False, name=spec.name)  # the model, not its class
     finally:
         module.train()
     return dict(res["metrics"])
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+_RUN_FILES = ("checkpoints", "log.jsonl", "run_config.json", "bad_samples.json")
+
+
+def _claim_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over silently in a folder holding a run: a fresh start there would point
+    checkpoints/latest at step 1 beside the old steps, and `usclip export RUN` would ship it."""
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite: pass one (continue the run, or delete it and start over)")
+    found = [name for name in _RUN_FILES if (out / name).exists()]
+    if not found or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"--out {out}: holds a run ({', '.join(found)}); pass --resume to continue it "
+            f"or --overwrite to delete it and start over")
+    if init_rank() == 0:
+        import shutil
+
+        for name in found:
+            shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+        for old_eval in out.glob("eval-*"):
+            shutil.rmtree(old_eval, ignore_errors=True)
+
+
     cfg = load_run_config(args.config, parse_overrides(args.overrides), data=args.data, model=args.model,
                           on_bad_sample=getattr(args, "on_bad_sample", None))
     if not cfg.data:
         raise ValueError("data: expected --data DIR (or data in the config file), found none")
     result = train(cfg, args.out, resume=args.resume)
+    _claim_run_dir(Path(args.out), resume=args.resume, overwrite=getattr(args, "overwrite", False))
     if init_rank() == 0:
         print(json.dumps({"run_dir": str(result.run_dir), "checkpoint": str(result.checkpoint),
                           "steps": result.steps, "seconds": round(result.seconds, 2),

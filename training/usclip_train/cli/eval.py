@@ -98,7 +98,8 @@ def run(args) -> int:
     common = dict(out_dir=out, probe_config=probe, fields=args.fields, retrieval=not args.no_retrieval,
                   linear_probe_split=args.probe_split if args.linear_probe else None,
                   max_samples=args.max_samples, probe_max_samples=args.probe_max_samples,
-                  batch_size=args.batch_size, plots=not args.no_plots)
+                  batch_size=args.batch_size, plots=not args.no_plots,
+                  progress=lambda line: print(f"eval: {line}", file=sys.stderr, flush=True))
     result = _run_bundle(args, common) if is_bundle(model_path) else _run_checkpoint(args, common)
     print(json.dumps(result if args.json else result["metrics"], indent=2))
     print(f"wrote {out / 'results.json'} and {out / 'report.md'}", file=sys.stderr)

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
                              int8_text=args.int8_text, int8_image=args.int8_image,
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
-                             fp16_weights=args.fp16_weights)
+                             fp16_weights=args.fp16_weights,
+                             progress=lambda line: print(f"export: {line}", file=sys.stderr, flush=True))
     signed = ""
     if args.sign is not None:
         from usclip_sdk.signing import sign_bundle

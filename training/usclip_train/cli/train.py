@@ -26,6 +26,8 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one run-config field (repeatable), e.g. --set lr=1e-4")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an existing run folder: delete its checkpoints, log and config first")
     p.add_argument("--on-bad-sample", choices=("error", "skip"), default=None,
                    help="a corrupt sample (bad line, missing or undecodable image, label outside the "
                         "taxonomy): error (default) names file and line; skip leaves it out, counted "

@@ -97,7 +97,7 @@ def _classification_table(title: str, task: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _retrieval_table(r: Mapping[str, Any]) -> list[str]:
+def _retrieval_table(r: Mapping[str, Any], plots: bool) -> list[str]:
     ks = [int(k.split("@")[1]) for k in r if k.startswith("i2t_R@")]
     lines = ["## Retrieval", "",
              f"{r['n_texts']} captions, {r['n_images']} images; a caption's match is its own image "
@@ -108,7 +108,8 @@ def _retrieval_table(r: Mapping[str, Any]) -> list[str]:
     for tag, name in (("i2t", "image -> text"), ("t2i", "text -> image")):
         lines.append(f"| {name} | " + " | ".join(_fmt(r[f"{tag}_R@{k}"]) for k in ks)
                      + f" | {_fmt(r[f'{tag}_median_rank'], pct=False)} |")
-    return lines + ["", "![recall@k](recall_at_k.png)", ""]
+    # the picture is linked only when it is written (plots=False writes none)
+    return lines + (["", "![recall@k](recall_at_k.png)", ""] if plots else [""])
 
 
 def write_report(result: Mapping[str, Any], out_dir: Path, plots: bool = True) -> Path:
@@ -122,7 +123,7 @@ def write_report(result: Mapping[str, Any], out_dir: Path, plots: bool = True) -
     if zs:
         lines += _classification_table("Zero-shot classification", zs)
     if "zeroshot_retrieval" in tasks:
-        lines += _retrieval_table(tasks["zeroshot_retrieval"])
+        lines += _retrieval_table(tasks["zeroshot_retrieval"], plots)
         if plots:
             plot_recall_curves(tasks["zeroshot_retrieval"], out / "recall_at_k.png")
     if "linear_probe" in tasks:

@@ -89,12 +89,32 @@ def _pairs(samples: Sequence[Any]) -> tuple[list[str], list, np.ndarray, int]:
     return paths, labels, np.asarray(t2i, dtype=np.int64), dup
 
 
-def embed_split(encoders: Encoders, samples: Sequence[Any], with_text: bool = True) -> tuple[SplitEmbeddings, dict]:
-    """Encode a split's images (each unique file once) and captions; returns (embeddings, timing_s)."""
+_PROGRESS_CHUNK = 1024  # images per progress line (a large split otherwise runs silently)
+
+
+def _encode_images(encoders: Encoders, paths: list, progress: Callable[[str], None] | None) -> np.ndarray:
+    if progress is None or len(paths) <= _PROGRESS_CHUNK:
+        if progress is not None:
+            progress(f"encoding {len(paths)} images")
+        return encoders.encode_image(paths)
+    parts, t0 = [], time.perf_counter()
+    for i in range(0, len(paths), _PROGRESS_CHUNK):
+        parts.append(encoders.encode_image(paths[i:i + _PROGRESS_CHUNK]))
+        done = min(i + _PROGRESS_CHUNK, len(paths))
+        progress(f"images {done}/{len(paths)} ({done / max(time.perf_counter() - t0, 1e-9):.0f}/s)")
+    return np.concatenate(parts)
+
+
+def embed_split(encoders: Encoders, samples: Sequence[Any], with_text: bool = True,
+                progress: Callable[[str], None] | None = None) -> tuple[SplitEmbeddings, dict]:
+    """Encode a split's images (each unique file once) and captions; returns (embeddings, timing_s).
+    ``progress`` receives one line per stage and per 1024 images."""
     paths, labels, t2i, dup = _pairs(samples)
     t0 = time.perf_counter()
-    img = metrics.l2_normalize(encoders.encode_image(paths))
+    img = metrics.l2_normalize(_encode_images(encoders, list(paths), progress))
     t1 = time.perf_counter()
+    if with_text and progress is not None:
+        progress(f"encoding {len(samples)} captions")
     txt = metrics.l2_normalize(encoders.encode_text([s.caption for s in samples])) if with_text \
         else np.zeros((0, img.shape[1]), np.float32)
     t2 = time.perf_counter()
@@ -183,7 +203,8 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
              linear_probe_split: str | None = None, probe_config: ProbeConfig = ProbeConfig(),
              max_samples: int | None = None, probe_max_samples: int | None = None,
              batch_size: int = 64, device: Any = None, num_workers: int = 0,
-             name: str | None = None, plots: bool = True) -> dict:
+             name: str | None = None, plots: bool = True,
+             progress: Callable[[str], None] | None = None) -> dict:
     """Run the protocol on one split; returns the results dict (the content of results.json).
 
     model: an open_clip-like model (with ``preprocess`` - a usclip_sdk.pixels.PreprocessSpec or a PIL
@@ -194,6 +215,7 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
     encoding of prompts (pass the result of ``zeroshot.class_weights`` to reuse it).
     linear_probe_split: e.g. ``"train"`` to fit a probe on that split's frozen features.
     out_dir: when given, results.json, report.md and plots are written there.
+    progress: called with one line per stage (``usclip eval`` prints them to stderr).
     """
     enc = _as_encoders(model, preprocess, tokenizer, device=device, batch_size=batch_size,
                        num_workers=num_workers, name=name, image_transform=image_transform)
@@ -202,17 +224,21 @@ def evaluate(model: Any, data: str | Path | Sequence[Any], split: str = "test", 
         raise ValueError(f"data: split {split!r} has no samples")
     t0 = time.perf_counter()
     if class_weights is None:
+        if progress is not None:
+            progress("encoding the class prompts")
         class_weights = zeroshot.class_weights(enc.encode_text, fields, templates)
     elif fields is not None:
         class_weights = {f: class_weights[f] for f in fields}
     timing = {"class_weights": time.perf_counter() - t0}
-    emb, t = embed_split(enc, samples, with_text=retrieval)
+    emb, t = embed_split(enc, samples, with_text=retrieval, progress=progress)
     timing.update(t)
     probe_train = None
     if linear_probe_split:
         probe_train, timing["encode_probe_images"] = _probe_embeddings(enc, data, linear_probe_split,
                                                                        probe_max_samples)
     t1 = time.perf_counter()
+    if progress is not None:
+        progress("computing the metrics")
     tasks = evaluate_embeddings(emb, class_weights, ks, retrieval, probe_train, probe_config)
     timing["metrics"] = time.perf_counter() - t1
     result = {
