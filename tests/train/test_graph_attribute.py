@@ -145,3 +145,21 @@ def test_fusion_multi_token_and_errors():
         fusion(t, torch.randn(2, 64))
     with pytest.raises(ValueError, match="labels"):
         AttributeGraph(8)(torch.zeros(2, 92))
+
+
+@pytest.mark.parametrize("scale,lo,hi", [("unit_norm", -1.0, 0.6), ("unit_rms", 0.97, 1.0)])
+def test_fusion_strength_matches_the_release_by_default(scale, lo, hi):
+    # The release adds alpha * tanh(residual) to the L2-normalised text feature: at alpha_max a
+    # graph can turn the D = 256 embedding far from its label-free direction. The unit-RMS
+    # variant moves it sqrt(D) = 16 times less: a near-identity (the earlier default).
+    torch.manual_seed(5)
+    fusion = GraphFusion(256, scale=scale)
+    with torch.no_grad():
+        fusion.alpha.fill_(0.2)
+        fusion.gate.weight.mul_(50.0)  # saturate tanh: the worst case the bound allows
+        t, g = torch.randn(64, 256), F.normalize(torch.randn(64, 256), dim=1)
+        cos = (fusion(t, g) * fusion(t, None)).sum(1)
+    assert lo <= float(cos.min()) <= hi
+    assert GraphFusion(256).scale == "unit_norm"
+    with pytest.raises(ValueError, match="scale"):
+        GraphFusion(256, scale="rms")

@@ -36,6 +36,7 @@ class RunConfig:
     # --- method (the paper's ablation axes)
     use_soft_labels: bool = True        # lambda * L_SM in the loss
     use_graph: bool = True              # attribute-graph fusion on the text side (training only)
+    fusion_scale: str = "unit_norm"     # unit_norm (the release's strength) | unit_rms (sqrt(D) x weaker)
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
     similarity: str = "default"         # S^(k): default | cooccurrence | prior | identity | a file
     # --- optimisation
@@ -68,6 +69,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check_choice("fusion_scale", self.fusion_scale, ("unit_norm", "unit_rms"))
         _check_choice("on_bad_sample", self.on_bad_sample, ("error", "skip"))
         for name in ("epochs", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:

@@ -38,6 +38,7 @@ __all__ = [
     "AttributeGraph",
     "GraphFusion",
     "AttributeGraphFusion",
+    "FUSION_SCALES",
 ]
 
 _N_DX = taxonomy.group_sizes()[0]                       # 5 diagnosis values
@@ -138,25 +139,37 @@ class AttributeGraph(nn.Module):
         return F.normalize(self.proj(pooled), dim=-1)
 
 
+FUSION_SCALES = ("unit_norm", "unit_rms")
+
+
 class GraphFusion(nn.Module):
     """Text embedding t (query) attends to graph tokens g (key/value); bounded gated residual.
 
     out = normalise(LayerNorm(t~ + clamp(alpha, 0, alpha_max) * tanh(Linear(attended))))
-    with t~ = t / rms(t): the spec's formula applied to t at unit per-entry scale, so alpha
-    bounds the graph's share of the embedding whatever the text tower's output norm (t may
-    be raw or already unit-length; LayerNorm is scale-invariant, so without the graph this
-    is exactly normalise(LayerNorm(t))). g may be B x D (one token, the AttributeGraph
+    where t~ is t rescaled so the graph's share does not depend on the text tower's output norm:
+    - ``scale="unit_norm"`` (default, the release's strength): t~ = t / ||t||, the L2-normalised
+      text feature the release adds the residual to. Each residual entry (up to alpha_max) is
+      then comparable to the whole embedding's entries (~1/sqrt(D)), so the graph can move the
+      embedding a long way (cosine to the label-free output down to ~0.3 at D = 256);
+    - ``scale="unit_rms"``: t~ = t / rms(t), unit per-entry scale; the same alpha moves the
+      embedding sqrt(D) times less (cosine >= 0.98 at D = 256): a near-identity, kept to
+      reproduce the earlier runs and for the ablation.
+    LayerNorm is scale-invariant, so without the graph either is exactly normalise(LayerNorm(t)),
+    what the exported text tower computes. g may be B x D (one token, the AttributeGraph
     vector - attention over one key is then a learned linear map of it) or B x T x D.
     ``g=None`` is the label-free path used at inference.
     """
 
     def __init__(self, dim: int, heads: int = 8, alpha_init: float = 0.05,
-                 alpha_max: float = 0.2, normalize: bool = True) -> None:
+                 alpha_max: float = 0.2, normalize: bool = True, scale: str = "unit_norm") -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim: expected a multiple of heads={heads}, found {dim}")
         if not 0.0 <= alpha_init <= alpha_max:
             raise ValueError(f"alpha_init: expected in [0, {alpha_max}], found {alpha_init}")
+        if scale not in FUSION_SCALES:
+            raise ValueError(f"scale: expected one of {FUSION_SCALES}, found {scale!r}")
+        self.scale = scale
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.gate = nn.Linear(dim, dim)
         self.alpha = nn.Parameter(torch.tensor(float(alpha_init)))
@@ -172,7 +185,10 @@ class GraphFusion(nn.Module):
                 key_padding_mask: Tensor | None = None) -> Tensor:
         if t.ndim != 2 or t.shape[1] != self.norm.normalized_shape[0]:
             raise ValueError(f"t: expected B x {self.norm.normalized_shape[0]}, found {tuple(t.shape)}")
-        t = t / t.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt()
+        if self.scale == "unit_norm":
+            t = t / t.pow(2).sum(-1, keepdim=True).add(1e-12).sqrt()
+        else:
+            t = t / t.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt()
         x = t
         if g is not None:
             kv = g.unsqueeze(1) if g.ndim == 2 else g
@@ -190,10 +206,12 @@ class AttributeGraphFusion(nn.Module):
     """AttributeGraph + GraphFusion: (text embedding B x D, labels B x 93 | None) -> B x D."""
 
     def __init__(self, dim: int, hidden: int = 128, layers: int = 2, dropout: float = 0.1,
-                 heads: int = 8, alpha_init: float = 0.05, alpha_max: float = 0.2) -> None:
+                 heads: int = 8, alpha_init: float = 0.05, alpha_max: float = 0.2,
+                 scale: str = "unit_norm") -> None:
         super().__init__()
         self.graph = AttributeGraph(dim, hidden=hidden, layers=layers, dropout=dropout)
-        self.fusion = GraphFusion(dim, heads=heads, alpha_init=alpha_init, alpha_max=alpha_max)
+        self.fusion = GraphFusion(dim, heads=heads, alpha_init=alpha_init, alpha_max=alpha_max,
+                                  scale=scale)
 
     def forward(self, text: Tensor, labels: Tensor | None = None) -> Tensor:
         g = None if labels is None else self.graph(labels.to(text.device))
