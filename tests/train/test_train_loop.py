@@ -110,3 +110,27 @@ def test_locked_text_cache_matches_the_uncached_tower(tiny):
         out = model.encode_text(ids)
         assert torch.allclose(out, ref, atol=1e-5)
     assert len(cache) == 2 and out.requires_grad  # the projection still trains
+
+
+def test_partly_unlocked_text_caches_the_frozen_prefix_and_trains_the_top(tiny):
+    from usclip_train import factory
+    from usclip_train.train import cache_frozen_text
+
+    _, cfg = tiny
+    spec = factory.resolve_spec("usclip-tiny", text_model=cfg.text_model)
+    model = factory.build_model(spec).eval()
+    tok = factory.TextTokenizer(spec.tokenizer_path, spec.context_length)
+    ids = tok(["a cyst", "a liver nodule with ill-defined margins", "a cyst"])
+    with torch.no_grad():
+        ref = model.encode_text(ids)
+    layers = list(model.text.transformer.encoder.layer)
+    model.text.transformer.requires_grad_(False)
+    layers[-1].requires_grad_(True)
+    cache = cache_frozen_text(model, unlocked_layers=1)
+    model.eval()  # compare without dropout in the unlocked layer
+    out = model.encode_text(ids)
+    assert torch.allclose(out, ref, atol=1e-5)  # prefix cache + live top == the whole tower
+    out.sum().backward()
+    assert layers[-1].attention.self.query.weight.grad is not None  # the top layer learns
+    assert all(p.grad is None for p in layers[0].parameters())    # the prefix does not
+    assert len(cache) == 2

@@ -33,6 +33,7 @@ class RunConfig:
     image_size: int | None = None       # override the config's image size (reduced-size runs)
     context_length: int | None = None   # override the text context length (short captions)
     lock_text: bool = False             # freeze the pretrained text transformer (LiT); its projection still trains
+    unlock_text_layers: int = 0         # with lock_text: the last N transformer layers still learn (cached prefix)
     # --- method (the paper's ablation axes)
     use_soft_labels: bool = True        # lambda * L_SM in the loss
     use_graph: bool = True              # attribute-graph fusion on the text side (training only)
@@ -74,7 +75,7 @@ class RunConfig:
         for name in ("epochs", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")
-        for name in ("warmup_steps", "save_every", "workers", "seed"):
+        for name in ("warmup_steps", "save_every", "workers", "seed", "unlock_text_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
         if self.lr <= 0 or self.sm_lambda < 0 or not 0 <= self.min_lr_ratio <= 1:

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
+
+try:
+    import open_clip  # noqa: F401  (the models; imported here so a missing one is said up front)
+    import torch
+except ModuleNotFoundError as _missing:  # `python -m usclip_train.train` in an SDK-only install
+    if __name__ != "__main__":
+        raise
+    sys.exit(f"usclip_train.train: needs {_missing.name}, which the [train] extra installs: "
+             "pip install 'usclip-sdk[train]' (from a source checkout: pip install '.[train]')")
 from torch import nn
 
 from usclip_data.faults import BadSamples
@@ -102,19 +110,29 @@ def _image_cache(cfg: RunConfig, spec: ModelSpec) -> dict | None:
     return _IMAGE_CACHES.setdefault((str(Path(cfg.data).resolve()), spec.preprocess.region, spec.preprocess.fill_color), {})
 
 
-def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:
+def cache_frozen_text(model: nn.Module, cache: dict | None = None, unlocked_layers: int = 0) -> dict:
     """Memoise a frozen text transformer's hidden states per token sequence (``lock_text``).
 
     A locked tower is a fixed function of the ids once its dropout is off, so each distinct
     caption or prompt is encoded once per process; the trainable projection still runs every
-    step. Only ``forward`` of this instance is wrapped: parameters and state-dict keys are
-    untouched, so checkpoints are the same as without the cache. Returns the cache dict.
+    step. With ``unlocked_layers`` = N > 0 only the first L - N layers are frozen: their output
+    is what is cached, and the last N layers run (and learn) every step on it, so unlocking the
+    top of the tower costs N layers, not L. Only ``forward`` of this instance is wrapped:
+    parameters and state-dict keys are untouched, so checkpoints are the same as without the
+    cache. Returns the cache dict.
     """
     from transformers.modeling_outputs import BaseModelOutput
 
     transformer = model.text.transformer
     inner = transformer.forward
     cache = {} if cache is None else cache
+    layers = list(transformer.encoder.layer)
+    tail = layers[len(layers) - unlocked_layers:] if unlocked_layers else []
+    cut = len(layers) - len(tail)  # hidden_states[cut]: the output of the frozen prefix
+
+    def prefix(input_ids, attention_mask):
+        out = inner(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=bool(tail))
+        return out.hidden_states[cut] if tail else out.last_hidden_state
 
     def forward(input_ids=None, attention_mask=None, **kw):
         keys = [tuple(r) for r in input_ids.tolist()]
@@ -128,20 +146,36 @@ def cache_frozen_text(model: nn.Module, cache: dict | None = None) -> dict:
             transformer.eval()  # no dropout: the cached value must be the function's value
             try:
                 with torch.no_grad():
-                    out = inner(input_ids=input_ids[todo, :n], attention_mask=attention_mask[todo, :n])
+                    h = prefix(input_ids[todo, :n], attention_mask[todo, :n])
             finally:
                 transformer.train(was)
             for j, i in enumerate(todo):
-                cache[keys[i]] = out.last_hidden_state[j, :int(attention_mask[i].sum())].detach()
+                cache[keys[i]] = h[j, :int(attention_mask[i].sum())].detach()
         length = input_ids.shape[1]
         states = [cache[k] for k in keys]
         hidden = states[0].new_zeros(len(keys), length, states[0].shape[-1])
         for j, s in enumerate(states):
             hidden[j, :s.shape[0]] = s
+        if tail:
+            mask = _layer_mask(transformer, attention_mask, hidden)
+            for layer in tail:
+                out = layer(hidden, attention_mask=mask)
+                hidden = out[0] if isinstance(out, tuple) else out
         return BaseModelOutput(last_hidden_state=hidden)
 
     transformer.forward = forward
     return cache
+
+
+def _layer_mask(transformer, attention_mask, hidden):
+    """The attention mask a BERT layer takes, built the way the model itself builds it
+    (transformers 5: ``_create_attention_masks``; 4.x: ``get_extended_attention_mask``)."""
+    if hasattr(transformer, "_create_attention_masks"):
+        mask, _ = transformer._create_attention_masks(
+            attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
+            encoder_hidden_states=None, cache=None)
+        return mask
+    return transformer.get_extended_attention_mask(attention_mask, attention_mask.shape).to(hidden.dtype)
 
 
 def build_similarity(cfg: RunConfig, train_labels: torch.Tensor):
@@ -269,9 +303,14 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
         load_weights(model, cfg.init_checkpoint)
     if cfg.lock_text:
         model.text.transformer.requires_grad_(False)
-        # Runs in one process (an ablation) share the cache: same frozen weights, same ids.
-        cache_frozen_text(model, _TEXT_CACHES.setdefault((spec.text_dir, cfg.init_checkpoint), {}))
-    fusion = AttributeGraphFusion(int(spec.model_cfg["embed_dim"])) if cfg.use_graph else None
+        n = int(cfg.unlock_text_layers)
+        for layer in (list(model.text.transformer.encoder.layer)[-n:] if n else []):
+            layer.requires_grad_(True)  # the top of the tower learns descriptor wording
+        # Runs in one process (an ablation) share the cache: same frozen prefix, same ids.
+        key = (spec.text_dir, cfg.init_checkpoint, n)
+        cache_frozen_text(model, _TEXT_CACHES.setdefault(key, {}), unlocked_layers=n)
+    fusion = (AttributeGraphFusion(int(spec.model_cfg["embed_dim"]), scale=cfg.fusion_scale)
+              if cfg.use_graph else None)
     module = TrainModule(model, fusion).to(info.device)
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
     ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
@@ -449,7 +488,6 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
     return dict(res["metrics"])
 
 
-def run_from_args(args: argparse.Namespace) -> int:
 _RUN_FILES = ("checkpoints", "log.jsonl", "run_config.json", "bad_samples.json")
 
 
@@ -474,12 +512,13 @@ def _claim_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
             shutil.rmtree(old_eval, ignore_errors=True)
 
 
+def run_from_args(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, parse_overrides(args.overrides), data=args.data, model=args.model,
                           on_bad_sample=getattr(args, "on_bad_sample", None))
     if not cfg.data:
         raise ValueError("data: expected --data DIR (or data in the config file), found none")
-    result = train(cfg, args.out, resume=args.resume)
     _claim_run_dir(Path(args.out), resume=args.resume, overwrite=getattr(args, "overwrite", False))
+    result = train(cfg, args.out, resume=args.resume)
     if init_rank() == 0:
         print(json.dumps({"run_dir": str(result.run_dir), "checkpoint": str(result.checkpoint),
                           "steps": result.steps, "seconds": round(result.seconds, 2),
