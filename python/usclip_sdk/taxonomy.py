@@ -33,6 +33,8 @@ __all__ = [
     "descriptor_vocabulary",
     "parse_record",
     "prompts",
+    "prompt_templates",
+    "PROMPT_SETS",
     "UnknownLabelError",
 ]
 
@@ -75,8 +77,12 @@ class Dimension:
     field: the exact US-365K field name.
     values: the exact published values, in canonical order (class index order).
     phrases: natural-language forms used inside prompts, one per value.
-    templates: prompt phrasings; ``{}`` receives a phrase.
+    templates: prompt phrasings; ``{}`` receives a phrase. Training may use these as captions
+        (``template_captions``).
     ordinal: True when neighbouring values are ordered (used by the soft-label similarity).
+    held_out_templates: phrasings that training never uses as captions (not the templates, not
+        the report-caption engine's sentence frames), for zero-shot evaluation that is not
+        prompt classification; the exported bundles' class embeddings are built from them.
     """
 
     field: str
@@ -85,10 +91,13 @@ class Dimension:
     phrases: tuple[str, ...]
     templates: tuple[str, ...]
     ordinal: bool = False
+    held_out_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.phrases):
             raise ValueError(f"{self.field}: {len(self.values)} values but {len(self.phrases)} phrases")
+        if set(self.templates) & set(self.held_out_templates):
+            raise ValueError(f"{self.field}: a held-out template is also a training template")
 
     def __len__(self) -> int:
         return len(self.values)
@@ -117,6 +126,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
         ("a nodule", "a cyst", "a mass", "a fluid collection", "normal appearance without a focal lesion"),
         ("an ultrasound image showing {}.", "ultrasound findings: {}.",
          "a sonogram demonstrating {}.", "b-mode ultrasound with {}."),
+        held_out_templates=("the scan reveals {}.", "sonographic impression: {}.",
+                            "this examination is notable for {}.", "imaging features of {}."),
     ),
     Dimension(
         "Body_system_level", "body system", _SYSTEMS,
@@ -126,12 +137,16 @@ DIMENSIONS: tuple[Dimension, ...] = (
          "the peripheral vessels"),
         ("an ultrasound image of {}.", "a sonogram of {}.", "ultrasound examination of {}.",
          "an ultrasound scan of {}."),
+        held_out_templates=("a study covering {}.", "the transducer is placed over {}.",
+                            "sonographic survey of {}.", "imaging performed on {}."),
     ),
     Dimension(
         "Organ_level", "organ", _ORGANS,
         tuple(o.lower() for o in _ORGANS),
         ("an ultrasound image of the {}.", "a sonogram of the {}.",
          "ultrasound of the {}.", "a b-mode image of the {}."),
+        held_out_templates=("the probe is over the {}.", "a scan through the {}.",
+                            "sonographic view centred on the {}.", "imaging of the {} region."),
     ),
     Dimension(
         "Shape", "shape",
@@ -139,6 +154,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
         ("round", "oval", "lobulated", "tubular", "nodular", "flattened", "irregular"),
         ("an ultrasound image of a {} lesion.", "a lesion with a {} shape on ultrasound.",
          "a {} shaped lesion.", "sonogram showing a {} structure."),
+        held_out_templates=("the finding has a {} outline.", "its contour is {}.",
+                            "a focal abnormality of {} form.", "geometry of the lesion: {}."),
     ),
     Dimension(
         "Margins", "margins",
@@ -146,6 +163,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
         ("well-defined", "ill-defined"),
         ("a lesion with {} margins.", "an ultrasound image of a {} lesion.",
          "the margins are {}.", "a {} lesion on ultrasound."),
+        held_out_templates=("its borders appear {}.", "the edge of the finding is {}.",
+                            "a focal abnormality whose boundary is {}.", "margin assessment: {}."),
     ),
     Dimension(
         "Echogenicity", "echogenicity",
@@ -154,6 +173,9 @@ DIMENSIONS: tuple[Dimension, ...] = (
         ("an ultrasound image of an {} lesion.", "a lesion that is {} on ultrasound.",
          "the lesion appears {}.", "a sonogram showing an {} area."),
         ordinal=True,
+        held_out_templates=("relative to the surrounding tissue the finding is {}.",
+                            "echo pattern of the abnormality: {}.", "a focus that looks {}.",
+                            "internal echo level: {}."),
     ),
     Dimension(
         "InternalCharacteristics", "internal characteristics",
@@ -163,6 +185,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
          "mixed cystic and solid components", "complex cystic and solid content"),
         ("an ultrasound image of a lesion with {}.", "a lesion containing {}.",
          "ultrasound shows {}.", "a sonogram demonstrating {}."),
+        held_out_templates=("inside the finding there are {}.", "its content includes {}.",
+                            "internal architecture: {}.", "the abnormality is made up of {}."),
     ),
     Dimension(
         "PosteriorAcoustics", "posterior acoustics",
@@ -170,6 +194,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
         ("posterior acoustic enhancement", "posterior acoustic shadowing"),
         ("an ultrasound image with {}.", "a lesion with {}.", "ultrasound shows {}.",
          "a sonogram demonstrating {}."),
+        held_out_templates=("deep to the finding there is {}.", "beyond the abnormality: {}.",
+                            "behind the focus the scan shows {}.", "far-field effect: {}."),
     ),
     Dimension(
         "Vascularity", "vascularity",
@@ -179,6 +205,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
          "inhomogeneous vascularity"),
         ("a doppler ultrasound image showing {}.", "a lesion with {}.", "colour doppler shows {}.",
          "an ultrasound image with {}."),
+        held_out_templates=("flow assessment reveals {}.", "the colour box demonstrates {}.",
+                            "perfusion of the finding: {}.", "doppler interrogation finds {}."),
     ),
 )
 
@@ -275,8 +303,21 @@ def parse_record(record: Mapping[str, object], strict: bool = True) -> dict[str,
     return out
 
 
-def prompts(field: str, value: str, templates: Sequence[str] | None = None) -> list[str]:
-    """The prompt ensemble for one taxonomy value (or ``templates`` of the caller's)."""
+PROMPT_SETS = ("train", "held_out")
+
+
+def prompt_templates(field: str, prompt_set: str = "train") -> tuple[str, ...]:
+    """A dimension's templates: "train" (may be training captions) or "held_out" (never are)."""
+    if prompt_set not in PROMPT_SETS:
+        raise ValueError(f"prompt_set: expected one of {PROMPT_SETS}, found {prompt_set!r}")
+    d = dimension(field)
+    return d.templates if prompt_set == "train" else d.held_out_templates
+
+
+def prompts(field: str, value: str, templates: Sequence[str] | None = None,
+            prompt_set: str = "train") -> list[str]:
+    """The prompt ensemble for one taxonomy value: ``templates`` of the caller's, else the
+    dimension's ``prompt_set`` ("train" or "held_out", see ``Dimension``)."""
     d = dimension(field)
     phrase = d.phrases[d.index(value)]
-    return [t.format(phrase) for t in (templates or d.templates)]
+    return [t.format(phrase) for t in (templates or prompt_templates(field, prompt_set))]

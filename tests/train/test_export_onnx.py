@@ -118,7 +118,10 @@ def test_bundle_contents(exported):
     field, value = bundle.class_names[5]
     from usclip_sdk import taxonomy
 
-    prompts = taxonomy.prompts(field, value)
+    # built from the held-out templates (never training captions), which the manifest records
+    prompts = taxonomy.prompts(field, value, prompt_set="held_out")
+    assert tuple(m.taxonomy.prompt_templates[field]) == taxonomy.dimension(field).held_out_templates
+    assert m.model.source["prompt_set"] == "held_out"
     e = _session(bundle.encoder_path("text")).run(None, bundle.tokenize(prompts))[0]
     w = e.mean(0) / np.linalg.norm(e.mean(0))
     assert np.abs(emb[5] - w).max() <= 1e-4

@@ -8,13 +8,14 @@ from pathlib import Path
 # Checked by the usclip CLI before registering: without them the command says what to install.
 REQUIRES = ("torch", "open_clip")
 EXTRA = "train"
+HELP = "export a checkpoint to a model bundle (ONNX towers, class embeddings, tokenizer)"
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "export", help="export a checkpoint to a model bundle (ONNX towers, class embeddings, tokenizer)",
+        "export", help=HELP,
         description="Export a usclip checkpoint folder (or a run folder: its latest checkpoint) to a "
                     "verified model bundle folder, or one .zip with --zip.")
     p.add_argument("checkpoint", type=Path, help="checkpoint folder or run folder")
@@ -31,8 +32,11 @@ def register(subparsers) -> None:
                    help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--prompts", choices=("held_out", "train"), default="held_out",
+                   help="taxonomy templates the class embeddings are built from: held_out (never "
+                        "training captions; default) or train (the template captions)")
     p.add_argument("--sign", metavar="KEY", type=Path, default=None,
-                   help="sign the bundle with this private key (from `usclip keygen`): manifest.sig")
+                   help="sign the bundle with this private key (from usclip keygen): manifest.sig")
     p.set_defaults(func=run)
 
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     path = export_checkpoint(args.checkpoint, out, as_zip=args.zip, fp16=args.fp16,
                              int8_text=args.int8_text, int8_image=args.int8_image,
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
-                             fp16_weights=args.fp16_weights,
+                             fp16_weights=args.fp16_weights, prompt_set=args.prompts,
                              progress=lambda line: print(f"export: {line}", file=sys.stderr, flush=True))
     signed = ""
     if args.sign is not None:

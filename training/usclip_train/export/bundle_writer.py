@@ -57,9 +57,16 @@ def _encode_text_fn(model: torch.nn.Module, tokenizer, batch: int = 64):
     return encode
 
 
-def bundle_class_embeddings(model: torch.nn.Module, tokenizer) -> np.ndarray:
-    """93 x D prompt-ensemble class embeddings in ``taxonomy.class_names()`` order."""
-    return flat_class_embeddings(class_weights(_encode_text_fn(model, tokenizer)))
+def _templates(prompt_set: str) -> dict[str, tuple[str, ...]]:
+    return {d.field: taxonomy.prompt_templates(d.field, prompt_set) for d in taxonomy.DIMENSIONS}
+
+
+def bundle_class_embeddings(model: torch.nn.Module, tokenizer, prompt_set: str = "held_out") -> np.ndarray:
+    """93 x D prompt-ensemble class embeddings in ``taxonomy.class_names()`` order, from the
+    taxonomy's ``prompt_set``: "held_out" (phrasings training never uses as captions, so the
+    bundle's zero-shot answers are not prompt classification) or "train"."""
+    return flat_class_embeddings(class_weights(_encode_text_fn(model, tokenizer),
+                                               templates=_templates(prompt_set)))
 
 
 def quantize_text_int8(src: str | Path, dst: str | Path) -> Path:
@@ -91,13 +98,14 @@ def _encoder_entry(t: ExportedTower, rel: str) -> dict:
             "fp32_nodes": list(t.fp32_nodes)}
 
 
-def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict:
+def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict,
+              prompt_set: str = "held_out") -> dict:
     logit_bias = getattr(model, "logit_bias", None)
     return {
         "model": {"name": src.name, "embed_dim": int(model.visual.output_dim),
                   "logit_scale": float(model.logit_scale.detach().exp().item()),
                   "logit_bias": None if logit_bias is None else float(logit_bias.detach().item()),
-                  "source": dict(src.provenance, torch=torch.__version__)},
+                  "source": dict(src.provenance, torch=torch.__version__, prompt_set=prompt_set)},
         "preprocess": src.preprocess.to_dict(),  # every field, so the runtime honours or refuses each
         "text": {"tokenizer": "tokenizer.json", "context_length": int(src.context_length),
                  "pad_id": int(src.pad_id), "clean": "none", "padding": "max_length",
@@ -106,7 +114,7 @@ def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict) -> dict
         "taxonomy": {"version": taxonomy.TAXONOMY_VERSION,
                      "class_names": [list(p) for p in taxonomy.class_names()],
                      "group_sizes": list(taxonomy.group_sizes()),
-                     "prompt_templates": {d.field: list(d.templates) for d in taxonomy.DIMENSIONS}},
+                     "prompt_templates": {f: list(t) for f, t in _templates(prompt_set).items()}},
         "encoders": encoders,
     }
 
@@ -115,7 +123,8 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
                        as_zip: bool = False, fp16: bool = False, int8_text: bool = False,
                        overwrite: bool = False, int8_image: str | Path | None = None,
                        calib_frames: int = 64, fp16_weights: bool = False,
-                       progress: Callable[[str], None] | None = None) -> Path:
+                       progress: Callable[[str], None] | None = None,
+                       prompt_set: str = "held_out") -> Path:
     """Export ``model`` and write the bundle at ``out``; returns its path.
 
     fp16_weights: store the fp32 image encoder's weights as float16 (half the file, fp32
@@ -123,6 +132,9 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
 
     int8_image: also ship a Q/DQ int8 image encoder calibrated on ``calib_frames`` frames from
     this source ("synthetic" or a folder of the user's frames; see ``export.int8``).
+
+    prompt_set: the taxonomy templates the class embeddings are built from ("held_out": never
+    training captions, the default; "train"); recorded in the manifest.
 
     The fp32 towers are checked against torch on fresh inputs (``export.parity``); the tracer's
     warnings are recorded, and summarised in one ``progress`` line only when parity holds.
@@ -167,8 +179,8 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
             files["image_encoder_int8.onnx"] = _int8_image(img, tmp, src, int8_image, calib_frames)
             enc["image"]["int8"] = _encoder_entry(img, "image_encoder_int8.onnx")
         say("encoding the class prompts")
-        emb = bundle_class_embeddings(model, tokenizer)
-        manifest = _manifest(model, src, enc)
+        emb = bundle_class_embeddings(model, tokenizer, prompt_set)
+        manifest = _manifest(model, src, enc, prompt_set)
         if fp16_weights:
             manifest["model"]["source"] = dict(manifest["model"]["source"] or {},
                                                image_weights_storage="float16 (fp32 compute)")
