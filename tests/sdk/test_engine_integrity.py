@@ -37,10 +37,12 @@ def cached(tmp_path, monkeypatch):
     monkeypatch.setattr(trt_backend, "unavailable_reason", lambda: None)
     monkeypatch.setattr(ops._native, "native", lambda: native)
     monkeypatch.setattr(engine_build, "gpu_info", lambda: GPU)
+    monkeypatch.setenv("USCLIP_ENGINE_CACHE", str(tmp_path / "engines"))  # never the user's cache
     src = tmp_path / "built.engine"
     src.write_bytes(GOOD)
     path = adopt_engine(bundle, src, "image", "fp32", Profile(1, 1, 8), tensorrt_version="10.3.0",
                         gpu=GPU, flavour="flags")
+    assert path.is_relative_to(tmp_path)
     return bundle, path, seen
 
 
