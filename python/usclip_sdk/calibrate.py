@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,11 +23,11 @@ import numpy as np
 
 from . import taxonomy
 from .bundle import Bundle, write_bundle
-from .bundle_manifest import manifest_to_dict
+from .bundle_manifest import CalibrationSpec, manifest_to_dict
 from .calibration import REFERENCE_NAME, fit_calibration
 from .errors import InvalidInputError
 
-__all__ = ["read_split", "calibrate_bundle", "embed_split"]
+__all__ = ["read_split", "calibrate_bundle", "embed_split", "write_calibrated"]
 
 
 def read_split(root: str | os.PathLike, split: str = "valid") -> list[tuple[Path, dict[str, tuple[str, ...]]]]:
@@ -81,22 +82,23 @@ def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: st
         spec, ref, figures = fit_calibration(
             emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
             fitted_on={"data": Path(data).name, "split": split})
-        m = manifest_to_dict(b.manifest)
-        sections = {k: v for k, v in m.items() if k not in ("format_version", "files", "class_embeddings")}
-        sections["calibration"] = manifest_to_dict_section(spec)
-        buf = io.BytesIO()
-        np.save(buf, ref, allow_pickle=False)
-        files: dict[str, Any] = {rel: b.file(rel) for rel in b.manifest.files
-                                 if rel not in (b.manifest.class_embeddings, REFERENCE_NAME)}
-        files[REFERENCE_NAME] = buf.getvalue()
-        path = write_bundle(out, sections, files, b.class_embeddings(),
-                            as_zip=str(out).endswith(".zip"), overwrite=overwrite)
+        path = write_calibrated(b, spec, ref, out, overwrite=overwrite)
     return path, {"frames": len(frames), "dimensions": figures,
                   "ood_threshold": spec.ood.threshold if spec.ood else None}
 
 
-def manifest_to_dict_section(spec: Any) -> dict:
-    """The JSON form of a CalibrationSpec (as manifest_to_dict writes it)."""
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(spec)))
+def write_calibrated(b: Bundle, spec: CalibrationSpec, reference: np.ndarray | None,
+                     out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """``b``'s files and manifest with ``spec`` as its calibration section (and ``reference``
+    as the OOD reference file), written and re-verified by ``write_bundle``."""
+    m = manifest_to_dict(b.manifest)
+    sections = {k: v for k, v in m.items() if k not in ("format_version", "files", "class_embeddings")}
+    sections["calibration"] = json.loads(json.dumps(asdict(spec)))  # tuples -> lists
+    files: dict[str, Any] = {rel: b.file(rel) for rel in b.manifest.files
+                             if rel not in (b.manifest.class_embeddings, REFERENCE_NAME)}
+    if reference is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(reference, np.float32), allow_pickle=False)
+        files[REFERENCE_NAME] = buf.getvalue()
+    return write_bundle(out, sections, files, b.class_embeddings(),
+                        as_zip=str(out).endswith(".zip"), overwrite=overwrite)

@@ -19,7 +19,8 @@ generated non-ultrasound frames (docs/triage.md gives the figures and each kind'
 
 Also reported, not decided on: the region kind ("full" when no imaging region was found - a
 tightly cropped scan has no screen around it, so that alone cannot mean "no image"), its area
-fraction, the median speckle mean/std ratio of 8x8 patches (fully developed speckle on the
+fraction (a region under 4 % of the frame is a detection failure, so the figures are then
+measured on the whole frame: ``measured_on``), the median speckle mean/std ratio of 8x8 patches (fully developed speckle on the
 linear envelope is 1.91; log compression raises it), and the dark fraction.
 """
 from __future__ import annotations
@@ -30,13 +31,16 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .region import Region
+from .region import Region, full_region
 
 __all__ = ["Quality", "GateLimits", "DEFAULT_LIMITS", "assess", "FrozenDetector"]
 
 _SIDE = 96  # the strided sample's longer side, at most
 _CHROMA = 24  # max-min channel difference above which a pixel counts as coloured
 _DARK = 16  # grey level below which a pixel is dark (fluid, shadow, background)
+# A region smaller than this fraction of the frame is a detection failure (a band, a box), not
+# where the scan is: the gate then measures the whole frame (region detection keeps scans >= 4 %).
+_MIN_REGION = 0.04
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ def _grey(pixels: np.ndarray) -> np.ndarray:
 def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMITS) -> Quality:
     """Gate one frame (H x W or H x W x 3 uint8) with its imaging region."""
     h, w = pixels.shape[:2]
+    detected = region
+    if region.area_fraction < _MIN_REGION:
+        region = full_region(h, w)
     x0, y0, x1, y1 = region.bbox
     st = max(1, -(-max(y1 - y0, x1 - x0) // _SIDE))
     crop = pixels[y0:y1:st, x0:x1:st]
@@ -91,11 +98,12 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
     std = float(v.std())
     bright = hist[_DARK:]
     flat = float(bright.max() / bright.sum()) if bright.sum() else 0.0
-    # Neighbour correlation at full resolution (lag 1), on every st-th row of the region.
-    rows = _grey(pixels[y0:y1:st, x0:x1])
-    both = (region.mask[y0:y1:st, x0:x1 - 1] > 0) & (region.mask[y0:y1:st, x0 + 1:x1] > 0)
-    a, b = rows[:, :-1][both], rows[:, 1:][both]
-    corr = _correlation(a, b)
+    # Neighbour correlation at full resolution (lag 1): each sampled pixel with its right-hand
+    # neighbour (the strided sample itself would measure the correlation at lag st).
+    left, right = g, _grey(pixels[y0:y1:st, x0 + 1:x1 + 1:st])
+    n = min(left.shape[1], right.shape[1])
+    both = inside[:, :n] & (region.mask[y0:y1:st, x0 + 1:x1 + 1:st][:, :n] > 0)
+    corr = _correlation(left[:, :n][both], right[:, :n][both])
     lap = np.abs(cv2.Laplacian(g, cv2.CV_32F))[inside]
     texture = float(lap.mean() / max(std, 1e-3))
     fs = max(1, -(-max(h, w) // _SIDE))
@@ -106,7 +114,8 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
         colour = float(np.mean(chroma > _CHROMA))
     else:
         colour = 0.0
-    figures = {"region": region.kind, "area_fraction": round(region.area_fraction, 4),
+    figures = {"region": detected.kind, "area_fraction": round(detected.area_fraction, 4),
+               "measured_on": "region" if region is detected else "frame",
                "contrast": round(std, 3), "echo_p99": p99, "mean": round(float(v.mean()), 3),
                "dark_fraction": round(float(hist[:_DARK].sum() / v.size), 4),
                "colour_fraction": round(colour, 4), "grey_levels": int(np.count_nonzero(hist)),
