@@ -31,7 +31,8 @@ import numpy as np
 from .bundle_manifest import (FORMAT_VERSION, SAFE_SUFFIXES, EncoderSpec, FileEntry, Manifest,
                               PreprocessSpec, TextSpec, manifest_to_dict, parse_manifest)
 from .errors import BundleError, BundleIntegrityError
-from .signing import SIGNATURE_NAME, SignatureInfo, describe_unverified, trusted_keys_from, verify_manifest
+from .signing import (SIGNATURE_NAME, SignatureInfo, describe_unverified, encode_signature, trusted_keys_from,
+                      verify_manifest)
 
 __all__ = ["Bundle", "write_bundle", "sha256_file", "check_relative_path", "MANIFEST_NAME"]
 
@@ -204,6 +205,20 @@ class Bundle:
         if not src.exists():
             raise BundleError(f"{src}: no such bundle (expected a folder or a .zip)")
         raise BundleError(f"{src}: not a bundle (expected a folder with manifest.json or a .zip)")
+
+    def require_trusted(self, trusted_keys=None) -> None:
+        """Hold an already opened bundle to ``trusted_keys`` (None: USCLIP_TRUSTED_KEYS; none
+        configured: no check): BundleSignatureError unless signed by one of them."""
+        trusted = trusted_keys_from(trusted_keys)
+        if trusted is None:
+            return
+        raw = (self.root / MANIFEST_NAME).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != self.id:
+            raise BundleIntegrityError(f"{self.source}: manifest.json changed since the bundle was opened")
+        sig = self.signature
+        sig_raw = None if sig is None else encode_signature(sig.key_id, sig.manifest_sha256, sig.signature)
+        self.signature = verify_manifest(raw, sig_raw, trusted, str(self.source))
+        self.verified = True
 
     def close(self) -> None:
         if self._tmp is not None:

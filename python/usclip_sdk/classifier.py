@@ -69,6 +69,8 @@ class Classifier:
         # checked before any model file is parsed (usclip_sdk.signing).
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
             bundle if bundle is not None else default_bundle_path(), trusted_keys=trusted_keys)
+        if isinstance(bundle, Bundle):  # opened elsewhere: held to the same trusted keys
+            bundle.require_trusted(trusted_keys)
         self.backend = open_backend(self.bundle, backend, device, precision, threads=threads,
                                     engine_batch=engine_batch)
         # The bundle's preprocess spec is the one description of the encoder's input, checked

@@ -84,7 +84,8 @@ def test_unsigned_and_wrong_key_refused(world):
     # A forged key id: the signature is by "other" but names the trusted key.
     b = _copy(world["folder"], world["root"] / "forged")
     raw = (b / MANIFEST_NAME).read_bytes()
-    real = signing.read_signature(signing.sign_manifest(raw, signing.load_private_key(world["keys"] / "other.pem")), "x")
+    other_key = signing.load_private_key(world["keys"] / "other.pem")
+    real = signing.read_signature(signing.sign_manifest(raw, other_key), "x")
     (b / SIG).write_bytes(signing.encode_signature(world["pub"].key_id, real.manifest_sha256, real.signature))
     with pytest.raises(BundleSignatureError) as e:
         Bundle.open(b, trusted_keys=[world["pub"]])
@@ -264,3 +265,16 @@ def test_no_private_key_in_any_bundle_or_the_repository(world):
     found = [name for name in listed if name and (REPO / os.fsdecode(name)).is_file()
              and _scan((REPO / os.fsdecode(name)).read_bytes(), [])]
     assert found == [], f"private key material in the repository: {found}"
+
+
+def test_a_bundle_opened_elsewhere_is_held_to_the_trusted_keys(world, monkeypatch):
+    with Bundle.open(world["unsigned"], trusted_keys=()) as b, pytest.raises(BundleSignatureError) as e:
+        Classifier(b, trusted_keys=[world["pub"]])
+    assert e.value.reason == "unsigned"
+    with Bundle.open(world["folder"], trusted_keys=()) as b:
+        with pytest.raises(BundleSignatureError, match="not a trusted key"):
+            Classifier(b, trusted_keys=[world["other"]])
+        assert Classifier(b, trusted_keys=[world["pub"]]).info()["signature"]["verified"]
+    monkeypatch.setenv(signing.ENV_TRUSTED_KEYS, world["pub"].text)
+    with Bundle.open(world["unsigned"], trusted_keys=()) as b, pytest.raises(BundleSignatureError):
+        Classifier(b)
