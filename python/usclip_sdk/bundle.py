@@ -107,7 +107,9 @@ def _read_folder_signature(src: Path) -> bytes | None:
     p = src / SIGNATURE_NAME
     if not p.exists() and not p.is_symlink():
         return None
-    with open(_inside(src, SIGNATURE_NAME), "rb") as f:
+    if not p.resolve().is_relative_to(src.resolve()) or not p.is_file():
+        return b""  # a link out of the bundle or a folder: malformed when checked, ignored otherwise
+    with open(p, "rb") as f:
         return f.read(_MAX_MANIFEST)  # read_signature refuses anything over 4 KB
 
 

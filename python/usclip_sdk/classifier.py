@@ -299,7 +299,12 @@ class Classifier:
 
     def classify(self, frame: Any, region: Region | None = None,
                  return_embedding: bool = False) -> Prediction:
-        """Classify one frame (numpy uint8 gray/RGB, image or DICOM path, pydicom Dataset)."""
+        """Classify one frame (numpy uint8 gray/RGB, image or DICOM path, pydicom Dataset).
+
+        Arrays are read as RGB. ``cv2.imread`` and OpenCV cameras give BGR, which is accepted
+        without an error (nothing in the pixels says which order they are in) but swaps red and
+        blue: convert first with ``cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)``, or pass the file
+        path, which is decoded to RGB here. Gray B-mode frames are the same either way."""
         return self._run([to_frame(frame)], [region], return_embedding)[0]
 
     def classify_batch(self, frames: Iterable[Any], return_embedding: bool = False) -> list[Prediction]:

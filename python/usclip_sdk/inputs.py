@@ -229,7 +229,13 @@ def iter_frames(source: Any) -> Iterator[Frame]:
     if isinstance(source, int) and not isinstance(source, bool):
         if source < 0:  # OpenCV 5 segfaults on isOpened() of a negative camera index
             raise InvalidInputError(f"camera index: expected >= 0, found {source}")
-        cap = cv2.VideoCapture(source)
+        # OpenCV logs "[ WARN:0@...] can't open camera by index" itself; our error says it once
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            cap = cv2.VideoCapture(source)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
             raise InvalidInputError(f"cannot open camera {source}")
         return _iter_video(cap, f"camera{source}")

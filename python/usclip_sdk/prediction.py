@@ -29,6 +29,10 @@ class Attribute:
     topk: tuple[tuple[str, float], ...]
     applicable: bool = True
 
+    def __repr__(self) -> str:  # short, like Prediction's; the runners-up are in topk
+        na = "" if self.applicable else ", not applicable"
+        return f"Attribute({self.field}={self.value!r} {self.score:.2f}{na})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "score": round(self.score, 6),
                 "topk": [[v, round(p, 6)] for v, p in self.topk], "applicable": self.applicable}
@@ -98,3 +102,9 @@ class Prediction:
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
+
+    def __repr__(self) -> str:  # the generated one is > 1.5 KB; every field is in to_dict()
+        ms = self.timings.get("total")
+        took = f", {ms:.1f} ms" if ms is not None else ""
+        return (f"Prediction({self.status}: organ={self.organ!r}, label={self.label!r} "
+                f"{self.score:.2f}{took}, source={self.source!r})")

@@ -278,3 +278,15 @@ def test_a_bundle_opened_elsewhere_is_held_to_the_trusted_keys(world, monkeypatc
     monkeypatch.setenv(signing.ENV_TRUSTED_KEYS, world["pub"].text)
     with Bundle.open(world["unsigned"], trusted_keys=()) as b, pytest.raises(BundleSignatureError):
         Classifier(b)
+
+
+def test_a_signature_that_is_not_a_file_in_the_bundle(world, tmp_path):
+    outside = tmp_path / "elsewhere.sig"
+    shutil.copyfile(world["folder"] / SIG, outside)
+    for make in (lambda p: p.symlink_to(outside), lambda p: p.mkdir()):
+        b = _copy(world["unsigned"], tmp_path / f"b{len(list(tmp_path.iterdir()))}")
+        make(b / SIG)
+        with pytest.raises(BundleSignatureError) as e:
+            Bundle.open(b, trusted_keys=[world["pub"]])
+        assert e.value.reason == "malformed"
+        assert not Bundle.open(b, trusted_keys=()).verified  # without trusted keys: as before

@@ -37,7 +37,7 @@ def providers_for(device: str) -> list[str]:
         if "CUDAExecutionProvider" not in have:
             raise BackendUnavailableError(
                 f"onnxruntime has no CUDAExecutionProvider here (available: {have}); install "
-                "onnxruntime-gpu or use device='cpu'")
+                "onnxruntime-gpu, or run on the CPU (--device cpu; in Python device='cpu')")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "auto":
         return (["CUDAExecutionProvider", "CPUExecutionProvider"]

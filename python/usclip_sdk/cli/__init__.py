@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # a package that is not importable here registers nothing
         missing = _missing(mod)
         if missing:
-            doc = (mod.__doc__ or name).strip().splitlines()[0]
-            _register_unavailable(sub, name, doc, missing, getattr(mod, "EXTRA", "train"))
+            doc = getattr(mod, "HELP", None) or (mod.__doc__ or name).strip().splitlines()[0]
+            _register_unavailable(sub, name, doc.replace("``", ""), missing, getattr(mod, "EXTRA", "train"))
         else:
             mod.register(sub)
     return parser
