@@ -44,8 +44,8 @@ def import_tensorrt():
         import tensorrt as trt
     except ImportError as e:
         raise BackendUnavailableError(
-            f"TensorRT's Python bindings are not importable ({e}); on Jetson they come with JetPack "
-            "(python3-libnvinfer), on x86 `pip install tensorrt` from NVIDIA's index") from None
+            f"TensorRT not installed ({e}); on Jetson it comes with JetPack (python3-libnvinfer), "
+            "on x86: pip install tensorrt (from NVIDIA's index)") from None
     if not hasattr(trt, "Builder"):
         raise BackendUnavailableError(
             f"tensorrt {getattr(trt, '__version__', '?')} has no Builder (the lean/dispatch runtime "
@@ -103,11 +103,13 @@ def plan_build(bundle: Bundle, tower: str, precision: str, profile: Profile, fla
     # fp32 file is the source for fp16 (TensorRT picks fp16 kernels), the Q/DQ file for int8.
     source = precision if (flavour == "strongly_typed" or precision == "int8") else "fp32"
     if source not in have:
-        hint = {"fp16": "re-export with `usclip export ... --fp16`",
-                "int8": "re-export with `usclip export ... --int8-image`" if tower == "image"
-                else "the text tower has no Q/DQ variant; build it in fp16"}.get(source, "")
-        raise BundleError(f"{tower} encoder: a {precision} engine on this TensorRT ({flavour}) needs the "
-                          f"bundle's {source} ONNX, which it lacks (has {list(have)}); {hint}")
+        hint = {"fp16": "re-export it with usclip export CHECKPOINT --out BUNDLE --fp16",
+                "int8": "re-export it with usclip export CHECKPOINT --out BUNDLE --int8-image" if tower == "image"
+                else "the text encoder has no int8 variant; build it in fp16"}.get(source, "")
+        why = ("TensorRT 11 takes the precision from the ONNX file" if flavour == "strongly_typed"
+               else "TensorRT 10 builds int8 from the quantised Q/DQ file")
+        raise BundleError(f"{tower} encoder: an {precision} engine needs the bundle's {source} "
+                          f"{tower} encoder ({why}), and this bundle ships only {', '.join(have)}; {hint}")
     spec = bundle.encoder(tower, source)
     flags: tuple[str, ...] = ()
     pins: tuple[str, ...] = ()

@@ -9,6 +9,7 @@ import json
 import shlex
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from _export_helpers import fake_bundle
@@ -267,19 +268,28 @@ def test_import_tensorrt_fallbacks(monkeypatch):
 def test_cli_without_tensorrt_prints_trtexec_and_exits_nonzero(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     path = fake_bundle(tmp_path, image_precisions=("fp32", "fp16"))
+def _printed_trtexec(out: str) -> list[str]:
+    """The trtexec argv inside the script whose `sh SCRIPT` line build-engine printed first."""
+    run = shlex.split(out.strip().splitlines()[0])
+    assert run[0] == "sh"
+    exec_line = Path(run[1]).read_text().strip().splitlines()[-1]
+    return shlex.split(exec_line)[1:]  # drop "exec"
+
+
     rc = cli_main(["build-engine", str(path), "--precision", "fp16", "--batch", "1,2,8", "--workspace", "256",
                    "--timing-cache", "--tower", "image"])
     out, err = capsys.readouterr()
-    assert rc == 3 and "TensorRT is not importable" in err
-    cmd = shlex.split(out.strip().splitlines()[0])
+    assert rc == 3 and "TensorRT not installed" in err and "--adopt" in err
+    cmd = _printed_trtexec(out)
     assert cmd[0] == JETSON_TRTEXEC and "--fp16" in cmd and "--maxShapes=image:8x3x32x32" in cmd
     assert "--memPoolSize=workspace:256M" in cmd and any(c.startswith("--timingCacheFile=") for c in cmd)
     rc = cli_main(["build-engine", str(path), "--precision", "fp16", "--trt-major", "11", "--target", "x86"])
     out, _ = capsys.readouterr()
-    assert rc == 3 and "--stronglyTyped" in out and "image_encoder_fp16.onnx" in out
+    cmd = _printed_trtexec(out)
+    assert rc == 3 and "--stronglyTyped" in cmd and any("image_encoder_fp16.onnx" in c for c in cmd)
     zpath = fake_bundle(tmp_path, name="z", image_precisions=("fp32", "fp16"), as_zip=True)
     assert cli_main(["build-engine", str(zpath), "--precision", "fp16"]) == 3
-    onnx_arg = next(c for c in shlex.split(capsys.readouterr().out) if c.startswith("--onnx="))[7:]
+    onnx_arg = next(c for c in _printed_trtexec(capsys.readouterr().out) if c.startswith("--onnx="))[7:]
     with Bundle.open(zpath) as b:  # the zip's temp folder is gone; the printed file survives, same bytes
         assert open(onnx_arg, "rb").read() == b.encoder_path("image").read_bytes()
 

@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         s = write_dataset(args.out, args.n, args.seed, views_per_case=args.views, size=args.size,
                           workers=args.workers, splits=args.splits, progress=not args.quiet,
                           overwrite=args.overwrite)
-    except FileExistsError as e:
-        print(f"usclip synth: error: {e} (use --overwrite)", file=sys.stderr)
+    except FileExistsError:  # the writer's message names its keyword; say it in CLI words
+        print(f"usclip synth: error: --out {args.out} is not empty; pass --overwrite to replace the "
+              "data set written there (other files in it are kept)", file=sys.stderr)
         return 1
     summary = {"out": s.out_dir, "cases": s.n_cases, "images": s.n_images, "per_split": s.per_split,
                "seconds": round(s.seconds, 3), "images_per_second": round(s.images_per_second, 1),

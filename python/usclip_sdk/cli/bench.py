@@ -22,14 +22,17 @@ _SIZES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="latency p50/p90/p99 per stage and throughput")
     p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
+                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
     p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
                    help="TensorRT engine batch profile, as given to build-engine --batch")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"])
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+                   help="encoder precision; auto: the best the bundle ships for the device (default auto)")
+    p.add_argument("--batch", type=int, default=1, help="frames per classify call (default 1)")
+    p.add_argument("--iters", type=int, default=100, help="timed calls (default 100)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
     p.add_argument("--frame", default="720p", help="480p, 720p, 1080p or HxW of the input frames")
     p.add_argument("--stream", action="store_true", help="time the streaming path (cached region)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

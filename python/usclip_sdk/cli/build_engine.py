@@ -1,10 +1,9 @@
 """``usclip build-engine BUNDLE --precision fp32|fp16|int8 --batch MIN,OPT,MAX``.
 
 Builds TensorRT engines for the bundle's encoders into the cache beside the bundle (TensorRT
-10 or 11, chosen by capability; see ``usclip_sdk.engine_build``). Lives in the SDK, not the
-training package: building needs TensorRT and the bundle, never torch. Where ``import
-tensorrt`` fails it prints the equivalent trtexec command lines for the target and exits 3;
-``--adopt ENGINE`` then registers the engine trtexec wrote.
+10 or 11, chosen by capability). Building needs TensorRT and the bundle, never torch. Where
+TensorRT is not installed it prints the equivalent trtexec command line for the target and
+exits 3; --adopt ENGINE then registers the engine trtexec wrote.
 """
 from __future__ import annotations
 
@@ -24,8 +23,9 @@ EXIT_NO_TENSORRT = 3
 def register(subparsers) -> None:
     p = subparsers.add_parser("build-engine", help="build TensorRT engines for a bundle (cached beside it)",
                               description=__doc__.split("\n\n")[1])
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    p.add_argument("bundle", type=Path, help="bundle folder or .zip")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                   help="engine precision (int8 needs a bundle exported with --int8-image; default fp16)")
     p.add_argument("--batch", default="1,1,8", help="optimisation profile MIN,OPT,MAX over the batch (default 1,1,8)")
     p.add_argument("--tower", choices=("image", "text", "both"), default="image",
                    help="which encoder (the text tower is only needed for free-text labels)")
@@ -57,23 +57,44 @@ def _gpu(arg: str | None):
     return GpuInfo(name, cc)
 
 
-def _print_trtexec(bundle, towers, args, profile, cache: Path) -> int:
+def _print_trtexec(bundle, towers, args, profile, cache: Path, why: str) -> int:
+    """Without TensorRT: one short line per engine to run on the target (stdout), and the
+    --adopt line that registers its result (stderr). The full trtexec command goes into a
+    script beside the engine: with fp32 pins it is kilobytes of --layerPrecisions."""
     from ..engine_build import plan_build, trtexec_command
 
     flavour = "flags" if args.trt_major == 10 else "strongly_typed"
-    print(f"usclip build-engine: TensorRT is not importable here; run these on the target "
-          f"(TensorRT {args.trt_major}.x, {args.target}), then register each engine with --adopt:", file=sys.stderr)
-    for tower in towers:
-        plan = plan_build(bundle, tower, args.precision, profile, flavour)
+    plans = [plan_build(bundle, t, args.precision, profile, flavour) for t in towers]  # refuse first
+    cache.mkdir(parents=True, exist_ok=True)  # trtexec's --saveEngine folder must exist
+    batch = f"{profile.min},{profile.opt},{profile.max}"
+    print(f"usclip build-engine: {why}.\nOn the target (TensorRT {args.trt_major}, {args.target}) run the "
+          "line(s) below (each is a script holding the full trtexec command):", file=sys.stderr)
+    adopt = []
+    for plan in plans:
         if bundle.source.is_file():  # a .zip: its files live in a temp folder removed on exit
             keep = cache / "onnx" / plan.onnx_path.name
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(plan.onnx_path, keep)
             plan = replace(plan, onnx_path=keep)
-        engine = cache / f"{tower}-{args.precision}-b{profile.min}_{profile.opt}_{profile.max}-trtexec.engine"
+        stem = f"{plan.tower}-{args.precision}-b{profile.min}_{profile.opt}_{profile.max}-trtexec"
+        engine = cache / f"{stem}.engine"
         tc = (args.timing_cache or str(cache / "timing.cache")) if args.timing_cache is not None else None
-        print(shlex.join(trtexec_command(plan, engine, target=args.target, workspace_mb=args.workspace,
-                                         timing_cache=tc)))
+        cmd = trtexec_command(plan, engine, target=args.target, workspace_mb=args.workspace, timing_cache=tc)
+        script = cache / f"{stem}.sh"
+        script.write_text("#!/bin/sh\n# written by usclip build-engine (TensorRT not installed where it ran)\n"
+                          f"exec {shlex.join(cmd)}\n")
+        script.chmod(0o755)
+        print(f"sh {shlex.quote(str(script))}")
+        pins = f", {len(plan.fp32_layers)} layers kept fp32" if plan.fp32_layers else ""
+        print(f"  ({plan.tower} encoder: {cmd[0]} --onnx={plan.onnx_path.name} ... {len(cmd)} arguments{pins})",
+              file=sys.stderr)
+        adopt.append(f"usclip build-engine {shlex.quote(str(args.bundle))} --precision {args.precision} "
+                     f"--batch {batch} --tower {plan.tower} --adopt {shlex.quote(str(engine))} "
+                     f"--trt-version VERSION")
+    print("then register each engine here, with the TensorRT version that built it "
+          f"(e.g. {'10.3.0 on JetPack 6' if args.trt_major == 10 else '11.0.0'}):", file=sys.stderr)
+    for line in adopt:
+        print(f"  {line}", file=sys.stderr)
     return EXIT_NO_TENSORRT
 
 
@@ -98,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             trt = import_tensorrt()
         except BackendUnavailableError as e:
-            print(f"usclip build-engine: {e}", file=sys.stderr)
-            return _print_trtexec(bundle, towers, args, profile, Path(cache))
+            return _print_trtexec(bundle, towers, args, profile, Path(cache).resolve(), str(e))
         timing = (args.timing_cache or str(Path(cache) / "timing.cache")) if args.timing_cache is not None else None
         results = []
         for tower in towers:

@@ -1,4 +1,5 @@
-"""`usclip classify PATH... [--json] [--labels ...]`: images, videos and DICOM files."""
+"""`usclip classify PATH... [--json] [--labels ...]`: images, videos and DICOM files, or folders
+of them (each folder's files classified in name order, not recursing)."""
 from __future__ import annotations
 
 import argparse
@@ -6,15 +7,37 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "expand_paths"]
+
+# What a folder argument contributes: files OpenCV, the video reader or pydicom open.
+MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
+                  ".dcm", ".dicom", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files as given; a folder becomes its media files (by suffix), sorted by name."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MEDIA_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{path}: a folder with no image, video or DICOM files "
+                                        f"(looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
+            out += found
+        else:
+            out.append(path)
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify images, videos and DICOM files")
-    p.add_argument("paths", nargs="+", help="image, video or DICOM files")
+    p.add_argument("paths", nargs="+", help="image, video or DICOM files, or folders of them")
     p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
+                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
     p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
                    help="TensorRT engine batch profile, as given to build-engine --batch")
     p.add_argument("--labels", nargs="+", help="custom zero-shot labels (free text)")
@@ -29,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inputs import is_video_path, read_dicom
     from ._table import print_table
 
+    paths = expand_paths(args.paths)  # an empty folder fails before the model loads
     clf = Classifier(args.bundle, backend=args.backend, device=args.device,
                      engine_batch=args.engine_batch)
     if args.labels:
@@ -36,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model {clf.bundle.manifest.model.name} on {clf.backend.name}", file=sys.stderr)
     failures = 0
     rows = []
-    for path in args.paths:
-        p = Path(path)
+    for p in paths:
         try:
             if p.suffix.lower() in (".dcm", ".dicom"):
                 frames = read_dicom(p)  # decoded once; a cine goes through the stream path

@@ -21,8 +21,10 @@ def examples_dir() -> Path:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the shipped model on the shipped example frames and cine")
     p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
+                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
     p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
     p.set_defaults(func=run)
 
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         for name, p in rows:
             print(json.dumps({"file": name} | p.to_dict()))
     else:
-        print_table(rows, sys.stdout)
+        print_table(rows, sys.stdout, truth=truth)
         for field, (hit, n) in agree.items():
             if n:
                 print(f"{field}: {hit}/{n} example frames agree with the synthetic ground truth",

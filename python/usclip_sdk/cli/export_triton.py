@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                               description="Write a Triton Inference Server model repository: the SDK "
                                           "pipeline as a python-backend model, onnxruntime encoder models, "
                                           "plus tensorrt_plan models for cached engines.")
-    p.add_argument("bundle", type=Path)
+    p.add_argument("bundle", type=Path, help="bundle folder or .zip")
     p.add_argument("--out", type=Path, required=True, help="output folder (model_repository/, client/, README.md)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="which ONNX variant the onnxruntime models serve (falls back to fp32 when absent)")
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--instances", type=int, default=1, help="model instances per GPU/CPU")
     p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind of the onnxruntime and pipeline models")
     p.add_argument("--cache-dir", type=Path, default=None, help="engine cache (default: <bundle>.engines)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a repository already in --out")
     p.set_defaults(func=run)
 
 

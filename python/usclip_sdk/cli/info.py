@@ -57,12 +57,31 @@ def _bundle_info(path: str | None) -> dict:
             "signature": {"verified": b.verified, "key_id": b.signature.key_id if b.signature else None}}
 
 
+def _cuda_in_words(reason: str) -> str:
+    """The CUDA runtime's error name, said as what it means for the user (JSON keeps the raw text)."""
+    if "InsufficientDriver" in reason or "NoDriver" in reason or "libcuda" in reason:
+        return "no GPU driver found (the CUDA kernels are built but cannot run here)"
+    if "NoDevice" in reason or "no CUDA-capable device" in reason:
+        return "no GPU found"
+    return reason
+
+
+def _in_words(info: dict) -> dict:
+    info = dict(info)
+    native = info.get("native")
+    if isinstance(native, dict) and native.get("cuda_reason"):
+        info["native"] = dict(native, cuda_reason=_cuda_in_words(str(native["cuda_reason"])))
+    if info.get("tensorrt") is None:
+        info["tensorrt"] = "TensorRT not installed"
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
     info = collect(args.bundle)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    for key, val in info.items():
+    for key, val in _in_words(info).items():
         if isinstance(val, dict):
             print(f"{key}:")
             for k, v in val.items():

@@ -7,12 +7,12 @@ __all__ = ["register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sign", help="sign a bundle (folder or .zip) with a private key from `usclip keygen`",
+    p = sub.add_parser("sign", help="sign a bundle (folder or .zip) with a private key from usclip keygen",
                        description="Check the bundle's files against its manifest, then write manifest.sig "
                                    "(an Ed25519 signature of manifest.json naming the key id) beside it, "
                                    "replacing any earlier signature, and verify the result.")
     p.add_argument("bundle", help="bundle folder or .zip")
-    p.add_argument("--key", required=True, help="private key file (from `usclip keygen`)")
+    p.add_argument("--key", required=True, help="private key file (from usclip keygen)")
     p.set_defaults(func=run)
 
 

@@ -19,13 +19,22 @@ from pathlib import Path
 # Checked by the usclip CLI before registering: without them the command says what to install.
 REQUIRES = ("torch", "open_clip")
 EXTRA = "train"
+HELP = "evaluate a checkpoint or bundle (zero-shot, retrieval, linear probe)"
+DESCRIPTION = """\
+Run the paper's protocol (zero-shot per diagnostic dimension, retrieval R@k both ways, optional
+linear probe) on a data set in the US-365K layout; write results.json, report.md and plots into
+--out and print the summary metrics (all results with --json).
+
+A checkpoint (a folder from usclip train, or a run folder: its latest checkpoint) is fed the
+training pixels; a bundle (folder with manifest.json, or .zip) runs on the SDK's onnxruntime
+backend with its own class embeddings."""
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a checkpoint or bundle (zero-shot, retrieval, linear probe)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("eval", help=HELP, description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="CHECKPOINT_OR_BUNDLE", help="checkpoint/run folder, or bundle folder/.zip")
     p.add_argument("--data", required=True, help="US-365K layout root (train/valid/test.jsonl, full_data.json)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -38,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--fields", nargs="+", default=None, help="dimensions to classify (default: all nine)")
     p.add_argument("--max-samples", type=int, default=None, help="seeded random subset of the split")
     p.add_argument("--probe-max-samples", type=int, default=None, help="seeded subset of the probe's training split")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call (default 64)")
     p.add_argument("--workers", type=int, default=0, help="image-loading processes (checkpoints only)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),

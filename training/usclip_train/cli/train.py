@@ -7,10 +7,14 @@ For several processes use torchrun: ``torchrun --nproc_per_node N -m usclip_trai
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 # Checked by the usclip CLI before registering: without them the command says what to install.
 REQUIRES = ("torch", "open_clip")
 EXTRA = "train"
+HELP = "train a model (Ultrasound-CLIP loss, DDP, resume)"
+DESCRIPTION = ("Train an Ultrasound-CLIP model on a folder in the US-365K layout. For several processes: "
+               "torchrun --nproc_per_node N -m usclip_train.train (same options).")
 
 __all__ = ["register", "run", "build_arg_parser"]
 
@@ -18,9 +22,9 @@ __all__ = ["register", "run", "build_arg_parser"]
 def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The `usclip train` / `python -m usclip_train.train` arguments (no torch import here, so
     the `usclip` command starts fast)."""
-    p = parser or argparse.ArgumentParser(prog="usclip train", description=__doc__.splitlines()[0])
+    p = parser or argparse.ArgumentParser(prog="usclip train", description=DESCRIPTION)
     p.add_argument("--data", help="US-365K-layout folder (images/, train.jsonl, full_data.json)")
-    p.add_argument("--model", help="model config name (see usclip_train.factory.list_models)")
+    p.add_argument("--model", help=f"model config name: {', '.join(_model_names())}")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, log.jsonl, run_config.json")
     p.add_argument("--config", help="run config file (.json / .yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -35,9 +39,14 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     return p
 
 
+def _model_names() -> list[str]:
+    """The shipped model configs, read from their folder (no torch import for `usclip --help`)."""
+    folder = Path(__file__).resolve().parents[1] / "configs" / "models"
+    return sorted(p.stem for p in folder.glob("*.json"))
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a model (Ultrasound-CLIP loss, DDP, resume)",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("train", help=HELP, description=DESCRIPTION)
     build_arg_parser(p)
     p.set_defaults(func=run)
 
