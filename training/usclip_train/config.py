@@ -25,7 +25,7 @@ class RunConfig:
     train_split: str = "train"
     val_split: str = "valid"
     max_samples: int | None = None      # cap on training samples (quick runs, ablations)
-    on_bad_sample: str = "error"        # error | skip: a corrupt sample raises naming file:line, or is counted and left out (usclip_data.faults)
+    on_bad_sample: str = "error"        # error | skip: a bad sample raises naming file:line, or is left out, counted
     # --- model
     model: str = "usclip-edge"          # a name from factory.list_models()
     text_model: str | None = None       # local HF folder replacing the text tower (e.g. PubMedBERT)
