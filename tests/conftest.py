@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 # Nothing may load from a model hub, in tests or anywhere else.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Engines built or faked by tests never land in the user's cache folder (usclip_sdk.settings).
+os.environ["USCLIP_ENGINE_CACHE"] = tempfile.mkdtemp(prefix="usclip-test-engines-")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -12,8 +12,10 @@ Two ways to get a reduced precision, picked by what the installed ``tensorrt`` o
   Q/DQ int8 ONNX, so the ONNX file's types are the precision.
 
 One optimisation profile spans the batch (MIN, OPT, MAX); text inputs are fixed at the
-context length. Engines land in the cache beside the bundle (``engine_cache``), keyed by ONNX
-sha256, TensorRT version, GPU name and compute capability, precision and profile.
+context length. Engines land in the engine cache (``engine_cache``: ``cache_dir=``,
+``USCLIP_ENGINE_CACHE`` or the user cache folder), keyed by ONNX sha256, TensorRT version, GPU
+name, compute capability and SM count, precision, profile and builder options; why a cached
+engine was not used (and so is rebuilt) is logged on the ``usclip_sdk`` logger.
 
 All TensorRT calls are in the ``_trt_*`` functions below; everything else is plain Python and
 tested with a fake ``trt`` module. When ``import tensorrt`` fails, ``trtexec_command`` gives the
@@ -21,6 +23,9 @@ equivalent command line for the target (Jetson: /usr/src/tensorrt/bin/trtexec).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,8 @@ from .errors import BackendUnavailableError, BundleError, EngineError
 
 __all__ = ["BuildPlan", "import_tensorrt", "api_flavour", "flavour_of", "plan_build", "adopt_engine", "input_shapes", "trtexec_command",
            "build_engine", "ensure_engine", "JETSON_TRTEXEC"]
+
+log = logging.getLogger(__name__)
 
 JETSON_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
 _FP32_LAYER_TYPES = ("NORMALIZATION", "SOFTMAX", "REDUCE")
@@ -213,9 +220,19 @@ def _trt_build(trt: Any, plan: BuildPlan, workspace_mb: int | None, timing_cache
 
 
 # ---- build and cache ---------------------------------------------------------------------------
-def _key(plan: BuildPlan, trt_version: str, gpu: GpuInfo, profile: Profile) -> EngineKey:
+def builder_options(plan: BuildPlan, workspace_mb: int | None = None) -> str:
+    """The builder options an engine depends on, as one canonical string for its key: typing
+    flavour, flags, the fp32-pinned layers (count + digest) and the workspace limit."""
+    pins = hashlib.sha256("\n".join(plan.fp32_layers).encode()).hexdigest()[:12] if plan.fp32_layers else ""
+    return json.dumps({"flavour": plan.flavour, "flags": sorted(plan.flags), "fp32_layers": len(plan.fp32_layers),
+                       "fp32_layers_sha": pins, "workspace_mb": workspace_mb}, sort_keys=True, separators=(",", ":"))
+
+
+def _key(plan: BuildPlan, trt_version: str, gpu: GpuInfo, profile: Profile,
+         workspace_mb: int | None = None) -> EngineKey:
     return EngineKey(plan.tower, plan.onnx_sha256, trt_version, gpu.name, gpu.compute_capability,
-                     plan.precision, (profile.min, profile.opt, profile.max))
+                     plan.precision, (profile.min, profile.opt, profile.max), gpu.sm_count,
+                     builder_options(plan, workspace_mb))
 
 
 def build_engine(bundle: Bundle, tower: str, precision: str, profile: Profile, *, trt: Any = None,
@@ -225,7 +242,7 @@ def build_engine(bundle: Bundle, tower: str, precision: str, profile: Profile, *
     trt = trt or import_tensorrt()
     gpu = gpu or gpu_info()
     plan = plan_build(bundle, tower, precision, profile, api_flavour(trt))
-    key = _key(plan, str(trt.__version__), gpu, profile)
+    key = _key(plan, str(trt.__version__), gpu, profile, workspace_mb)
     out = engine_path(cache_dir or cache_dir_for(bundle.source), key)
     out.parent.mkdir(parents=True, exist_ok=True)
     blob, pinned = _trt_build(trt, plan, workspace_mb, Path(timing_cache) if timing_cache else None)
@@ -248,11 +265,17 @@ def ensure_engine(bundle: Bundle, tower: str, precision: str, profile: Profile, 
     gpu = gpu or gpu_info()
     flavour = flavour_of(trt_mod)
     plan = plan_build(bundle, tower, precision, profile, flavour)
-    key = _key(plan, str(trt_mod.__version__), gpu, profile)
+    key = _key(plan, str(trt_mod.__version__), gpu, profile, build_kw.get("workspace_mb"))
     cache = Path(cache_dir or cache_dir_for(bundle.source))
     path, reasons = lookup(cache, key)
     if path is not None:
+        log.debug("%s %s engine from the cache: %s", tower, precision, path)
         return path
+    # a missing engine is expected on first use; a stale one (TensorRT upgrade, other GPU,
+    # re-exported bundle, other builder options, tampered file) is worth a warning
+    stale = not (len(reasons) == 1 and reasons[0].startswith("no cached engine"))
+    log.log(logging.WARNING if stale else logging.INFO, "%s %s engine not usable from %s (%s): %s",
+            tower, precision, cache, "; ".join(reasons), "rebuilding" if rebuild else "rebuild disabled")
     if not rebuild or not hasattr(trt_mod, "Builder"):
         why = "rebuild=False" if not rebuild else f"tensorrt {trt_mod.__version__} here has no builder"
         raise EngineError(f"{tower} {precision} engine for {bundle.source}: cannot use the cache ("

@@ -1,8 +1,12 @@
-"""TensorRT engine cache beside a bundle: keys, sidecars, lookups. Pure Python (no TensorRT).
+"""TensorRT engine cache: keys, sidecars, lookups. Pure Python (no TensorRT).
 
-An engine only runs on the TensorRT version and GPU it was built for, and only means something
-for the ONNX file, precision and batch profile it was built from. Each cached engine
-``<bundle>.engines/<tower>-<precision>-b<min>_<opt>_<max>-<digest16>.engine`` has a JSON sidecar
+An engine only runs on the TensorRT version and GPU it was built for (a Jetson Orin Nano and an
+Orin NX share name and compute capability 8.7 but not their SM count, and TensorRT tunes
+tactics per device), and only means something for the ONNX file, precision, batch profile and
+builder options it was built from. Engines live in ``cache_dir=`` when given, else
+``$USCLIP_ENGINE_CACHE``, else the user cache folder (``~/.cache/usclip/engines`` on Linux;
+usclip_sdk.settings), in one folder per bundle path - never in site-packages beside a shipped
+bundle. Each cached engine ``<tower>-<precision>-b<min>_<opt>_<max>-<digest16>.engine`` has a JSON sidecar
 (``.json``) holding that key and the engine's own sha256. A lookup that finds an engine whose
 sidecar disagrees (a TensorRT upgrade, another GPU, a re-exported bundle, a swapped or
 truncated engine file) reports which fields differ, so the caller rebuilds or raises a clear
@@ -22,7 +26,7 @@ from .bundle import sha256_file
 from .errors import DeviceError, EngineError
 
 __all__ = ["Profile", "EngineKey", "GpuInfo", "parse_batch", "cache_dir_for", "engine_path",
-           "write_sidecar", "lookup", "read_engine", "gpu_info", "SIDECAR_VERSION"]
+           "write_sidecar", "lookup", "read_engine", "gpu_info", "sm_count", "SIDECAR_VERSION"]
 
 SIDECAR_VERSION = 1
 
@@ -62,6 +66,7 @@ def parse_batch(text: str) -> Profile:
 class GpuInfo:
     name: str
     compute_capability: str  # "8.7" (Orin), "9.0" (H100)
+    sm_count: int = 0  # multiprocessors; 0 = could not be read (no libcuda)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class EngineKey:
     compute_capability: str
     precision: str
     profile: tuple[int, int, int]
+    sm_count: int = 0
+    builder: str = ""  # builder options (engine_build.builder_options): flavour, flags, pins, workspace
 
     def digest(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
@@ -85,11 +92,15 @@ class EngineKey:
         return f"{self.tower}-{self.precision}-b{lo}_{opt}_{hi}-{self.digest()[:16]}.engine"
 
 
-def cache_dir_for(bundle_source: str | os.PathLike) -> Path:
-    """``<bundle>.engines`` beside the bundle folder or .zip (the bundle itself stays verified
-    and read-only; engines are machine-specific and never travel with it)."""
-    src = Path(bundle_source)
-    return src.with_name(src.name + ".engines")
+def cache_dir_for(bundle_source: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The default engine folder of a bundle: ``<root>/<bundle name>-<path digest12>``, root =
+    ``USCLIP_ENGINE_CACHE`` or the user cache folder. Engines are machine-specific and never
+    travel with the (verified, read-only) bundle; one folder per bundle path keeps them apart."""
+    from .settings import engine_cache_root
+
+    src = Path(bundle_source).expanduser().resolve()
+    tag = hashlib.sha256(str(src).encode()).hexdigest()[:12]
+    return Path(root or engine_cache_root()) / f"{src.name}-{tag}"
 
 
 def engine_path(cache_dir: str | os.PathLike, key: EngineKey) -> Path:
@@ -180,7 +191,30 @@ def _from_native() -> GpuInfo | None:
     if not devices:
         return None
     d = devices[0]
-    return GpuInfo(str(d["name"]), f"{d['major']}.{d['minor']}")
+    major, minor = d["compute_capability"]  # the native status gives a (major, minor) tuple
+    return GpuInfo(str(d["name"]), f"{major}.{minor}")
+
+
+def sm_count(device: int = 0) -> int:
+    """Multiprocessor count of CUDA device ``device`` from the driver (libcuda, via ctypes: no
+    extension rebuild, works on Jetson); 0 when no driver or device answers."""
+    import ctypes
+    import ctypes.util
+
+    for name in ("libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda") or ""):
+        try:
+            cuda = ctypes.CDLL(name) if name else None
+        except OSError:
+            continue
+        if cuda is None:
+            continue
+        dev, value = ctypes.c_int(), ctypes.c_int()
+        multiprocessor_count = 16  # CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+        if (cuda.cuInit(0) == 0 and cuda.cuDeviceGet(ctypes.byref(dev), device) == 0 and
+                cuda.cuDeviceGetAttribute(ctypes.byref(value), multiprocessor_count, dev) == 0):
+            return int(value.value)
+        return 0
+    return 0
 
 
 def _from_nvidia_smi() -> GpuInfo | None:
@@ -198,10 +232,11 @@ def _from_nvidia_smi() -> GpuInfo | None:
 
 
 def gpu_info() -> GpuInfo:
-    """Name and compute capability of CUDA device 0 (our native extension, else nvidia-smi)."""
+    """Name, compute capability (our native extension, else nvidia-smi) and SM count (libcuda)
+    of CUDA device 0."""
     info = _from_native() or _from_nvidia_smi()
     if info is None:
         raise DeviceError("no CUDA GPU found (neither usclip_sdk's CUDA status nor nvidia-smi reports one); "
                           "TensorRT engines are built on the GPU they will run on")
-    return info
+    return GpuInfo(info.name, info.compute_capability, sm_count())
 

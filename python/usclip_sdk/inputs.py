@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 
+from ._deps import cv2  # names what to install when OpenCV is missing
 from .errors import InvalidInputError
 
 __all__ = ["Frame", "to_frame", "decode_image", "load_image", "read_dicom", "iter_frames", "is_video_path",

@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
+from ._deps import cv2  # names what to install when OpenCV is missing
 from .errors import InvalidInputError
 
 __all__ = ["Region", "detect_region", "region_from_dicom", "region_from_mask", "full_region", "RegionTracker",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .bundle import Bundle
 from .engine_cache import cache_dir_for
-from .triton_backend import MODEL_PY, output_names
+from .triton_backend import MODEL_PY
 
 __all__ = ["TritonModel", "write_triton_repo", "model_config_text", "classify_config_text", "find_engines",
            "REPOSITORY", "CLASSIFY_MODEL"]

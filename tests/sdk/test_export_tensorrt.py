@@ -141,8 +141,11 @@ def test_engine_key_changes_with_every_field():
     assert base.filename().startswith("image-fp16-b1_4_8-") and base.filename().endswith(".engine")
 
 
-def test_cache_dir_is_beside_the_bundle(tmp_path):
-    assert cache_dir_for(tmp_path / "m.zip") == tmp_path / "m.zip.engines"
+def test_cache_dir_is_outside_the_bundle_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("USCLIP_ENGINE_CACHE", str(tmp_path / "cache"))
+    d = cache_dir_for(tmp_path / "m.zip")
+    assert d.parent == tmp_path / "cache" and d.name.startswith("m.zip-")  # one folder per bundle path
+    assert cache_dir_for(tmp_path / "other" / "m.zip") != d
 
 
 # ---- plans and trtexec lines ---------------------------------------------------------------------
@@ -265,9 +268,6 @@ def test_import_tensorrt_fallbacks(monkeypatch):
 
 
 # ---- the CLI -----------------------------------------------------------------------------------
-def test_cli_without_tensorrt_prints_trtexec_and_exits_nonzero(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)
-    path = fake_bundle(tmp_path, image_precisions=("fp32", "fp16"))
 def _printed_trtexec(out: str) -> list[str]:
     """The trtexec argv inside the script whose `sh SCRIPT` line build-engine printed first."""
     run = shlex.split(out.strip().splitlines()[0])
@@ -276,6 +276,9 @@ def _printed_trtexec(out: str) -> list[str]:
     return shlex.split(exec_line)[1:]  # drop "exec"
 
 
+def test_cli_without_tensorrt_prints_trtexec_and_exits_nonzero(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    path = fake_bundle(tmp_path, image_precisions=("fp32", "fp16"))
     rc = cli_main(["build-engine", str(path), "--precision", "fp16", "--batch", "1,2,8", "--workspace", "256",
                    "--timing-cache", "--tower", "image"])
     out, err = capsys.readouterr()

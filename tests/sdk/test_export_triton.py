@@ -77,14 +77,16 @@ def test_pipeline_model_config(tmp_path):
     model = out / "model_repository" / "usclip_classify"
     cfg = _parse(model / "config.pbtxt")
     assert cfg.backend == "python" and cfg.max_batch_size == 4
-    assert cfg.input[0].name == "frame" and cfg.input[0].data_type == pb.TYPE_UINT8 and list(cfg.input[0].dims) == [-1] * 3
+    frame = cfg.input[0]
+    assert frame.name == "frame" and frame.data_type == pb.TYPE_UINT8 and list(frame.dims) == [-1] * 3
     from usclip_sdk import taxonomy
     fields = [d.field for d in taxonomy.DIMENSIONS]
     assert [o.name for o in cfg.output] == [*fields, "scores"] and len(fields) == 9
     assert all(o.data_type == pb.TYPE_STRING for o in cfg.output[:9]) and list(cfg.output[9].dims) == [9]
     assert cfg.instance_group[0].kind == pb.ModelInstanceGroup.KIND_CPU
     bundle_name = cfg.parameters["bundle"].string_value
-    assert (model / "1" / bundle_name).exists() and "usclip_sdk.triton_backend" in (model / "1" / "model.py").read_text()
+    assert (model / "1" / bundle_name).exists()
+    assert "usclip_sdk.triton_backend" in (model / "1" / "model.py").read_text()
 
 
 def test_config_validation():

@@ -9,6 +9,7 @@ Each backend module has ``unavailable_reason() -> str | None``.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..bundle import Bundle
@@ -16,6 +17,8 @@ from ..errors import BackendUnavailableError, DeviceError, EngineError
 from .base import Backend
 
 __all__ = ["Backend", "open_backend", "available_backends", "BACKENDS"]
+
+log = logging.getLogger(__name__)
 
 
 def _open_onnxruntime(bundle: Bundle, device: str, precision: str, threads: int | None = None,
@@ -26,12 +29,12 @@ def _open_onnxruntime(bundle: Bundle, device: str, precision: str, threads: int 
 
 
 def _open_tensorrt(bundle: Bundle, device: str, precision: str, engine_batch: str = "1,1,8",
-                   **_: Any) -> Backend:
+                   cache_dir: Any = None, **_: Any) -> Backend:
     from .tensorrt import TensorRTBackend
 
     if device not in ("auto", "cuda", "gpu"):
         raise BackendUnavailableError(f"the tensorrt backend runs on a CUDA GPU, not device={device!r}")
-    return TensorRTBackend(bundle, precision=precision, batch=engine_batch)
+    return TensorRTBackend(bundle, precision=precision, batch=engine_batch, cache_dir=cache_dir)
 
 
 BACKENDS = {"onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
@@ -48,13 +51,14 @@ def available_backends() -> dict[str, str]:
 
 def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
                  precision: str = "auto", threads: int | None = None,
-                 engine_batch: str = "1,1,8") -> Backend:
+                 engine_batch: str = "1,1,8", cache_dir: Any = None) -> Backend:
     """Open ``backend`` ("auto", "onnxruntime", "tensorrt") for a bundle.
 
     threads: onnxruntime intra-op threads (None = its default).
     engine_batch: the TensorRT engine's batch profile MIN,OPT,MAX (as given to build-engine).
+    cache_dir: the TensorRT engine cache (None = USCLIP_ENGINE_CACHE or the user cache folder).
     """
-    kw = {"threads": threads, "engine_batch": engine_batch}
+    kw = {"threads": threads, "engine_batch": engine_batch, "cache_dir": cache_dir}
     if backend == "auto":
         from . import tensorrt as trtb
 
@@ -67,6 +71,9 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
                 # no engine and no builder, a failed build, a corrupt engine, a CUDA error:
                 # onnxruntime is the documented next choice, and the reason is kept
                 why = f"{type(e).__name__}: {e}"
+                log.warning("tensorrt failed, falling back to onnxruntime: %s", why)
+        elif gpu:
+            log.info("tensorrt not available, onnxruntime instead: %s", why)
         ort = _open_onnxruntime(bundle, device, "fp32" if precision == "auto" else precision, **kw)
         ort.fallback = f"tensorrt not used: {why}" if gpu else None  # device="cpu" asked for no GPU
         return ort

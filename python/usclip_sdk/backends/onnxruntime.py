@@ -22,7 +22,9 @@ def unavailable_reason() -> str | None:
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
-        return f"onnxruntime is not installed ({e}): pip install onnxruntime (or onnxruntime-gpu)"
+        from .._deps import install_hint
+
+        return f"onnxruntime is not installed ({e}): {install_hint('onnxruntime')}"
     return None
 
 
@@ -56,6 +58,10 @@ class OnnxRuntimeBackend:
         self.bundle = bundle
         self.providers = providers_for(device)
         self.precision = self._pick_precision(bundle, precision)
+        if threads is None:
+            from ..settings import env_threads
+
+            threads = env_threads()  # USCLIP_THREADS
         self.threads = threads
         self._image = self._session(bundle.encoder_path("image", self.precision), self.precision)
         spec = bundle.encoder("image", self.precision)

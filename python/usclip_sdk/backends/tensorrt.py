@@ -71,7 +71,8 @@ class TensorRTBackend:
     """The image encoder as a TensorRT engine (text encoding stays on onnxruntime)."""
 
     def __init__(self, bundle: Bundle, precision: str = "auto", engine: str | None = None,
-                 batch: str = "1,1,8", build: bool = True, use_cuda_graphs: bool = True, **_: Any):
+                 batch: str = "1,1,8", build: bool = True, use_cuda_graphs: bool = True,
+                 cache_dir: str | None = None, **_: Any):
         reason = unavailable_reason()
         if reason:
             raise BackendUnavailableError(f"tensorrt backend unavailable: {reason}")
@@ -86,7 +87,7 @@ class TensorRTBackend:
         precision = "fp16" if precision == "auto" else precision
         # ensure_engine checks the cache key (sidecar) and rebuilds or refuses a stale engine.
         path = engine or ensure_engine(bundle, "image", precision, parse_batch(batch),
-                                       trt=trt, rebuild=build)
+                                       trt=trt, rebuild=build, cache_dir=cache_dir)
         self.engine_path = str(path)
         self._logger = trt.Logger(trt.Logger.WARNING)
         # hashed in memory against the sidecar: no swap between the cache lookup and this read

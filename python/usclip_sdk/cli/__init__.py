@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usclip", description="Ultrasound-CLIP: train, export and run ultrasound triage models.")
     parser.add_argument("--version", action="version", version=f"usclip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr: -v info (backend choice, engine cache), -vv debug (region source); "
+                             "default: USCLIP_LOG_LEVEL or warnings")
     for mod in _command_modules("usclip_sdk.cli"):
         mod.register(sub)
     for name, target in _plugin_modules():
@@ -77,11 +80,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+_LOGGERS = ("usclip_sdk", "usclip_data", "usclip_train")
+
+
+def _configure_logging(verbose: int) -> None:
+    """One stderr handler on the project's own loggers (never the root logger: an application
+    calling main() keeps its logging as it was)."""
+    import logging
+
+    from ..settings import env_log_level
+
+    level = {0: env_log_level("WARNING"), 1: "INFO"}.get(verbose, "DEBUG")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("usclip %(levelname)s %(name)s: %(message)s"))
+    handler._usclip_cli = True  # type: ignore[attr-defined]
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if getattr(h, "_usclip_cli", False)]:
+            logger.removeHandler(h)  # main() called again in one process: one handler, not two
+        logger.addHandler(handler)
+        logger.setLevel(level)
+
+
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "_any_arguments", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
+    try:
+        _configure_logging(args.verbose)
+    except ValueError as e:  # a bad USCLIP_LOG_LEVEL
+        print(f"usclip: error: {e}", file=sys.stderr)
+        return 2
         parser.print_help(sys.stderr)
         return 2
     try:

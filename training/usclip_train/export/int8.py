@@ -78,22 +78,19 @@ def quantize_image_encoder(fp32_onnx: str | Path, dst: str | Path, calib_inputs:
     """Write the Q/DQ int8 image encoder to ``dst``; ``calib_inputs`` are 1 x 3 x H x W arrays."""
     import logging
 
+    from .quiet_quantizer import quiet_quantizer
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if len(calib_inputs) < 8:
         raise ValueError(f"calib_inputs: expected >= 8 calibration frames, found {len(calib_inputs)}")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer logs advice for every Gemm; keep stderr for errors
-    try:
+    # the quantizer logs advice for every Gemm: errors only, without touching the root logger
+    with quiet_quantizer(logging.ERROR):
         quantize_static(
             str(fp32_onnx), str(dst), _Reader(calib_inputs, input_name), quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(fp32_nodes),
             # symmetric activations: what TensorRT's Q/DQ path requires (zero point 0)
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-    finally:
-        root.setLevel(level)
     return Path(dst)
 
 
