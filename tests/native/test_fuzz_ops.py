@@ -82,13 +82,20 @@ def test_invalid_calls_leave_no_state_behind():
         np.testing.assert_array_equal(getattr(after_s, name), getattr(before_s, name))
 
 
-@pytest.mark.xfail(strict=True, reason="reported: with N = 0 the native similarity returns "
-                   "before checking class_emb values; the reference raises")
 def test_empty_batch_still_rejects_non_finite_class_embeddings():
+    """N = 0: the native kernel returns before reading class_emb; the Python face checks it."""
     c = np.ones((4, 8), np.float32)
     c[2, 3] = np.nan
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="class_emb row 2 column 3 is NaN"):
         similarity(np.zeros((0, 8), np.float32), c)
+    c[2, 3] = np.inf
+    with pytest.raises(ValueError, match="is infinite"):
+        similarity(np.zeros((0, 8), np.float32), c)
+    c[2] = 0
+    with pytest.raises(ValueError, match="row 2 has zero L2 norm"):
+        similarity(np.zeros((0, 8), np.float32), c)
+    empty = similarity(np.zeros((0, 8), np.float32), c, normalize=False)  # zero rows fine unnormalised
+    assert empty.logits.shape == (0, 4)
 
 
 def test_float_and_bool_group_sizes_are_rejected_even_after_a_valid_call():

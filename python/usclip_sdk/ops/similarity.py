@@ -127,6 +127,9 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     if not (math.isfinite(s) and math.isfinite(b)):
         _scalars(scale, bias)
     if device != "cpu":
+        if type(image_emb) is np.ndarray and image_emb.ndim == 2 and image_emb.shape[0] == 0 \
+                and type(class_emb) is np.ndarray:
+            _check_class_values(class_emb, bool(normalize))  # host inputs: same rule as the CPU path
         from .similarity_cuda import similarity_cuda  # only CUDA callers pay for it
         return similarity_cuda(image_emb, class_emb, s, b, topk, groups, bool(normalize),
                                device, stream, output)
@@ -139,11 +142,30 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     _check_shapes(x.shape[1], kk, d)
     k = _topk(topk, kk)
     offs = None if groups is None else _offsets(tuple(groups), tuple(map(type, groups)), kk)
+    if x.shape[0] == 0:
+        _check_class_values(c, bool(normalize))
     dots = None
     if x.shape[0] * kk * d >= BLAS_MIN_MACS:
         dots = np.matmul(x.astype(_F32, copy=False), c.astype(_F32, copy=False).T)
     out = native().similarity_cpu(x, c, s, b, bool(normalize), k, offs, dots)
     return _result(out, one)
+
+
+def _check_class_values(c: np.ndarray, normalize: bool) -> None:
+    """The class-embedding value checks for an empty batch (N = 0): the native kernel returns
+    before reading class_emb then, and a NaN or zero row must not pass just because no image
+    came with it. Same messages as the native checks (rows are few: K x D on the host)."""
+    c32 = np.asarray(c, np.float32)
+    bad = ~np.isfinite(c32)
+    if bad.any():
+        r, col = (int(v) for v in np.argwhere(bad)[0])
+        kind = "NaN" if np.isnan(c32[r, col]) else "infinite"
+        raise ValueError(f"class_emb row {r} column {col} is {kind}; embeddings must be finite")
+    if normalize:
+        zero = np.flatnonzero(~np.any(c32 != 0, axis=1))
+        if zero.size:
+            raise ValueError(f"class_emb row {int(zero[0])} has zero L2 norm and cannot be normalised "
+                             "(normalize=True)")
 
 
 def _check_shapes(dx: int, kk: int, d: int) -> None:
