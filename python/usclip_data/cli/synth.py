@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 __all__ = ["register", "run", "parse_size", "parse_views"]
@@ -77,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"--n: expected a positive number of cases, found {args.n}")
+    say = (lambda _line: None) if args.quiet else (lambda line: print(f"usclip synth: {line}", file=sys.stderr,
+                                                                      flush=True))
+    # the stages around the progress bar are silent otherwise: the worker pool's start (each
+    # spawned process imports the engine) and the contact sheet (reads the whole data set back)
+    workers = args.workers or os.cpu_count() or 1
+    say(f"rendering {args.n} cases into {args.out} with {workers} worker process(es); starting them")
     try:
         s = write_dataset(args.out, args.n, args.seed, views_per_case=args.views, size=args.size,
                           workers=args.workers, splits=args.splits, progress=not args.quiet,
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.contact_sheet:
         from ..contact_sheet import contact_sheet
 
+        say(f"drawing the contact sheet {args.contact_sheet} from the written data set")
         contact_sheet(US365K(args.out, "all"), args.contact_sheet)
         summary["contact_sheet"] = args.contact_sheet
     if args.json:
