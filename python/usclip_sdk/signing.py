@@ -131,6 +131,10 @@ def load_private_key(path: str | os.PathLike):
     from cryptography.hazmat.primitives import serialization as s
 
     path = Path(path)
+    mode = path.stat().st_mode & 0o077
+    if mode and os.name == "posix":  # as ssh does: a key others can read is no longer private
+        raise ValueError(f"{path}: private key is readable by group or others (mode "
+                         f"{path.stat().st_mode & 0o777:o}); chmod 600 {path}")
     try:
         key = s.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as e:

@@ -240,6 +240,11 @@ def test_cli_keygen_sign_verify(world, tmp_path, capsys):
     shutil.copyfile(key, b / "k.pem")
     assert cli_main(["sign", str(b), "--key", str(b / "k.pem")]) == 1
     assert "inside the bundle" in capsys.readouterr().err
+    shared = tmp_path / "shared.pem"
+    shutil.copyfile(key, shared)
+    shared.chmod(0o644)
+    assert cli_main(["sign", str(b), "--key", str(shared)]) == 1  # a key others can read is refused
+    assert "chmod 600" in capsys.readouterr().err
 
 
 def _scan(data: bytes, secrets: list[bytes]) -> bool:
