@@ -31,7 +31,7 @@ import numpy as np
 from .bundle_manifest import CalibrationSpec, OODSpec
 from .errors import BundleError
 
-__all__ = ["Calibration", "ece", "reliability", "fit_temperature", "fit_temperature_offsets",
+__all__ = ["Calibration", "ece", "reliability", "confidence_figures", "fit_temperature", "fit_temperature_offsets",
            "reweight", "fit_ood", "ood_scores",
            "fit_calibration", "REFERENCE_NAME", "CONFIDENCE_QUANTILE"]
 
@@ -52,6 +52,17 @@ def reliability(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> list[d
             out.append({"lo": b / bins, "hi": (b + 1) / bins, "n": int(m.sum()),
                         "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
     return out
+
+
+def confidence_figures(logits: np.ndarray, tags: np.ndarray, bins: int = 15) -> dict[str, Any]:
+    """ECE and reliability bins of softmax(logits) (N x C) against multi-hot ``tags`` (a frame
+    is right when its top-1 value is one of its tags; untagged frames are left out)."""
+    keep = np.asarray(tags).any(axis=1)
+    if not keep.any():
+        return {"ece": None, "reliability": []}
+    p = _softmax(np.asarray(logits, np.float64)[keep])
+    hit = np.asarray(tags)[keep][np.arange(int(keep.sum())), p.argmax(axis=1)]
+    return {"ece": ece(p.max(axis=1), hit, bins), "reliability": reliability(p.max(axis=1), hit, bins)}
 
 
 def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

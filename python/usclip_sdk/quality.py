@@ -81,12 +81,17 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
     """Gate one frame (H x W or H x W x 3 uint8) with its imaging region."""
     h, w = pixels.shape[:2]
     detected = region
-    if region.area_fraction < _MIN_REGION:
-        region = full_region(h, w)
     x0, y0, x1, y1 = region.bbox
     st = max(1, -(-max(y1 - y0, x1 - x0) // _SIDE))
-    crop = pixels[y0:y1:st, x0:x1:st]
     inside = region.mask[y0:y1:st, x0:x1:st] > 0
+    # Area from the strided mask (Region.area_fraction counts the full-frame mask: 0.15 ms at 1080p).
+    area = float(np.count_nonzero(inside)) * st * st / (h * w)
+    if area < _MIN_REGION:
+        region = full_region(h, w)
+        x0, y0, x1, y1 = region.bbox
+        st = max(1, -(-max(h, w) // _SIDE))
+        inside = region.mask[::st, ::st] > 0
+    crop = pixels[y0:y1:st, x0:x1:st]
     g = _grey(crop)
     v = g[inside]
     if v.size < 16:
@@ -114,7 +119,7 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
         colour = float(np.mean(chroma > _CHROMA))
     else:
         colour = 0.0
-    figures = {"region": detected.kind, "area_fraction": round(detected.area_fraction, 4),
+    figures = {"region": detected.kind, "area_fraction": round(area, 4),
                "measured_on": "region" if region is detected else "frame",
                "contrast": round(std, 3), "echo_p99": p99, "mean": round(float(v.mean()), 3),
                "dark_fraction": round(float(hist[:_DARK].sum() / v.size), 4),
@@ -143,16 +148,16 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _speckle_snr(g: np.ndarray, inside: np.ndarray, k: int = 8) -> float:
-    """Median mean/std of the k x k patches fully inside the region (and not dark)."""
-    hh, ww = (g.shape[0] // k) * k, (g.shape[1] // k) * k
-    if not hh or not ww:
+    """Median mean/std of k x k patches fully inside the region and not dark (box filters on
+    the strided sample, read at patch centres: ~30 us)."""
+    if min(g.shape) < k:
         return 0.0
-    p = g[:hh, :ww].reshape(hh // k, k, ww // k, k).swapaxes(1, 2).reshape(-1, k * k)
-    full = inside[:hh, :ww].reshape(hh // k, k, ww // k, k).swapaxes(1, 2).reshape(-1, k * k).all(axis=1)
-    p = p[full]
-    m, s = p.mean(axis=1), p.std(axis=1)
-    keep = (m > _DARK) & (s > 0)
-    return float(np.median(m[keep] / s[keep])) if keep.any() else 0.0
+    c = slice(k // 2, None, k)
+    m = cv2.blur(g, (k, k))[c, c]
+    var = cv2.blur(g * g, (k, k))[c, c] - m * m
+    full = cv2.blur(inside.astype(np.float32), (k, k))[c, c] > 0.999
+    keep = full & (m > _DARK) & (var > 1e-6)
+    return float(np.median(m[keep] / np.sqrt(var[keep]))) if keep.any() else 0.0
 
 
 class FrozenDetector:

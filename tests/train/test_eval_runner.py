@@ -117,6 +117,9 @@ def test_evaluate_end_to_end_known_answers(tmp_path):
     for name in ("recall_at_k.png", "confusion_Diagnosis.png", "confusion_Margins.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert not (tmp_path / "confusion_Vascularity.png").exists()
+    d = zs["per_dimension"]["Diagnosis"]  # calibration: ECE and its reliability bins (issue 13)
+    assert 0.0 <= d["ece"] <= 1.0 and sum(b["n"] for b in d["reliability"]) == 12
+    assert "## Calibration" in report and (tmp_path / "reliability.png").stat().st_size > 1000
 
 
 def test_evaluate_reuses_given_class_weights_without_encoding_prompts():

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="usclip", description="Ultrasound-CLIP: train, export and run ultrasound triage models.")
+        prog="usclip", description="Ultrasound-CLIP: train, export and run ultrasound triage models. "
+        "For research and development use only: not a medical device, not for diagnosis.")
     parser.add_argument("--version", action="version", version=f"usclip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.add_argument("-v", "--verbose", action="count", default=0,

@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     p.add_argument("--prompts", choices=("held_out", "train"), default="held_out",
                    help="taxonomy templates the class embeddings are built from: held_out (never "
                         "training captions; default) or train (the template captions)")
+    p.add_argument("--calib-data", metavar="DIR", type=Path, default=None,
+                   help="fit the triage calibration (temperatures, OOD score, thresholds) on this data "
+                        "set's validation split, as usclip calibrate does (docs/triage.md)")
+    p.add_argument("--calib-split", default="valid", help="split of --calib-data to fit on (default valid)")
     p.add_argument("--sign", metavar="KEY", type=Path, default=None,
                    help="sign the bundle with this private key (from usclip keygen): manifest.sig")
     p.set_defaults(func=run)
@@ -59,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
                              fp16_weights=args.fp16_weights, prompt_set=args.prompts,
                              progress=lambda line: print(f"export: {line}", file=sys.stderr, flush=True))
+    if args.calib_data is not None:  # before signing: the signature covers the calibrated manifest
+        from usclip_sdk.calibrate import calibrate_bundle
+
+        path, fit = calibrate_bundle(path, args.calib_data, path, split=args.calib_split, overwrite=True)
+        print(f"export: calibrated on {fit['frames']} frames of {args.calib_data} ({args.calib_split})",
+              file=sys.stderr)
     signed = ""
     if args.sign is not None:
         from usclip_sdk.signing import sign_bundle

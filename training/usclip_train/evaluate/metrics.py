@@ -17,6 +17,9 @@ Classification (one UDAF dimension, C classes, targets N x C multi-hot):
   (balanced accuracy), classes absent from the evaluated samples are left out.
 - Ties between class scores go to the lower class index (numpy argmax / stable sort).
 - Binary dimensions also get ROC AUC of score[1] - score[0] over single-tag samples.
+- ece: expected calibration error (15 equal-width bins) of the top-1 softmax probability at
+  the evaluation's logit scale, with its reliability bins (usclip_sdk.calibration); a
+  bundle's fitted calibration is measured by bench/triage_eval.py.
 
 Retrieval (image i <-> text j, ``text_to_image[j]`` is the image text j was paired with):
 - The match of a text is its own image; the matches of an image are the texts paired with
@@ -32,6 +35,8 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from usclip_sdk.calibration import confidence_figures
 
 __all__ = [
     "l2_normalize",
@@ -200,6 +205,7 @@ def zeroshot_metrics(image_emb: np.ndarray, class_weights: Mapping[str, np.ndarr
             raise ValueError(f"targets: missing dimension {field!r}; found {sorted(targets)}")
         logits = zeroshot_logits(image_emb, w, scale=scale)
         per_dim[field] = classification_metrics(logits, targets[field], topk=topk)
+        per_dim[field].update(confidence_figures(logits, targets[field]))  # ECE + reliability bins
     used = [f for f, m in per_dim.items() if m["n_samples"] > 0]
     return {
         "AvgAcc": float(np.mean([per_dim[f]["acc1"] for f in used])) if used else None,

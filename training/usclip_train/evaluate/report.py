@@ -13,7 +13,7 @@ import numpy as np
 
 from usclip_sdk import taxonomy
 
-__all__ = ["write_report", "plot_confusion", "plot_recall_curves"]
+__all__ = ["write_report", "plot_confusion", "plot_recall_curves", "plot_reliability"]
 
 
 def _fmt(v: Any, pct: bool = True) -> str:
@@ -81,6 +81,41 @@ def plot_recall_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
+def plot_reliability(per_dimension: Mapping[str, Any], path: Path) -> Path:
+    """Reliability diagram: accuracy against mean top-1 probability per confidence bin, one
+    line per dimension (points sized by bin count); the diagonal is perfect calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+    for field, m in per_dimension.items():
+        bins = m.get("reliability") or []
+        if bins:
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    ms=3, lw=1, label=f"{field} (ECE {100 * m['ece']:.1f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean top-1 probability (15 bins)")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _reliability_lines(zs: Mapping[str, Any], plots: bool, out: Path) -> list[str]:
+    dims = {f: m for f, m in zs["per_dimension"].items() if m.get("ece") is not None}
+    if not dims:
+        return []
+    lines = ["## Calibration", "", "Expected calibration error of the top-1 probability (15 bins, "
+             "points; docs/triage.md). Lower is better.", "",
+             "| dimension | ECE |", "|---|---:|"] + [f"| {f} | {100 * m['ece']:.2f} |" for f, m in dims.items()]
+    if plots:
+        plot_reliability(dims, out / "reliability.png")
+        lines += ["", "![reliability](reliability.png)"]
+    return lines + [""]
+
+
 def _classification_table(title: str, task: Mapping[str, Any]) -> list[str]:
     lines = [f"## {title}", "",
              f"AvgAcc **{_fmt(task['AvgAcc'])}**, AvgRecall **{_fmt(task['AvgRecall'])}** (%), over "
@@ -128,6 +163,8 @@ def write_report(result: Mapping[str, Any], out_dir: Path, plots: bool = True) -
             plot_recall_curves(tasks["zeroshot_retrieval"], out / "recall_at_k.png")
     if "linear_probe" in tasks:
         lines += _classification_table("Linear probe (frozen image features)", tasks["linear_probe"])
+    if zs:
+        lines += _reliability_lines(zs, plots, out)
     if zs and plots:
         lines += ["## Zero-shot confusion matrices", ""]
         for field, m in zs["per_dimension"].items():
