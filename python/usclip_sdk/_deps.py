@@ -1,7 +1,7 @@
 """Runtime dependencies that the package does not force: OpenCV and onnxruntime.
 
 Neither is a hard dependency (pyproject: the ``cpu``/``gpu`` extras bring them): on a Jetson,
-JetPack's OpenCV (apt python3-opencv, with its GStreamer/CUDA build) must not be shadowed by a
+JetPack's OpenCV (apt libopencv-python, NVIDIA's build with GStreamer) must not be shadowed by a
 PyPI wheel, and onnxruntime-gpu (NVIDIA's Jetson build) must not meet PyPI's onnxruntime in one
 environment. When one is missing, the import fails with a message naming what to install for
 the platform, instead of a bare ModuleNotFoundError deep inside the SDK.
@@ -17,7 +17,8 @@ def install_hint(module: str) -> str:
     """What to install for ``module`` ("cv2" or "onnxruntime") on this machine."""
     jetson = platform.machine() == "aarch64"
     if module == "cv2":
-        return ("on Jetson use JetPack's OpenCV (sudo apt install python3-opencv; docs/jetson.md), "
+        return ("on Jetson use JetPack's OpenCV (apt: libopencv-python, part of nvidia-jetpack; a venv "
+                "made with --system-site-packages sees it; docs/jetson.md), "
                 "elsewhere pip install 'usclip-sdk[cpu]' (or [gpu]), which brings opencv-python-headless"
                 if jetson else "pip install 'usclip-sdk[cpu]' (or [gpu] for CUDA), which brings "
                 "opencv-python-headless; or any OpenCV build whose cv2 imports")

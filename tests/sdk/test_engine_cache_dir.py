@@ -98,3 +98,31 @@ def test_classifier_cache_dir_reaches_the_engine_lookup_and_fallback_is_logged(t
     assert seen["cache_dir"] == tmp_path / "engines"
     assert clf.backend.name.startswith("onnxruntime") and "no engine (test)" in clf.backend.fallback
     assert any("falling back to onnxruntime" in r.getMessage() for r in caplog.records)
+
+
+def test_sm_count_reads_the_driver_attribute(monkeypatch):
+    """sm_count() asks libcuda for CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT (16); no driver -> 0."""
+    import ctypes
+
+    from usclip_sdk.engine_cache import sm_count
+
+    class FakeCuda:
+        def cuInit(self, flags):
+            return 0
+
+        def cuDeviceGet(self, dev, ordinal):
+            dev._obj.value = ordinal
+            return 0
+
+        def cuDeviceGetAttribute(self, value, attr, dev):
+            value._obj.value = 16 if attr == 16 else -1
+            return 0
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeCuda())
+    assert sm_count() == 16
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert sm_count() == 0

@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--timing-cache", nargs="?", const="", default=None, metavar="PATH",
                    help="reuse/update a timing cache (default path: <cache>/timing.cache)")
     p.add_argument("--workspace", type=int, default=None, metavar="MB", help="builder workspace limit in MiB")
-    p.add_argument("--cache-dir", type=Path, default=None, help="engine cache (default: <bundle>.engines)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="engine cache (default: $USCLIP_ENGINE_CACHE, else the user cache folder)")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cached engine exists")
     p.add_argument("--target", choices=("jetson", "x86"), default="jetson",
                    help="trtexec path in the printed command when TensorRT is missing")

@@ -25,8 +25,10 @@ def register(subparsers) -> None:
                    help="which ONNX variant the onnxruntime models serve (falls back to fp32 when absent)")
     p.add_argument("--max-batch", type=int, default=8, help="max_batch_size of the onnxruntime and pipeline models")
     p.add_argument("--instances", type=int, default=1, help="model instances per GPU/CPU")
-    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind of the onnxruntime and pipeline models")
-    p.add_argument("--cache-dir", type=Path, default=None, help="engine cache (default: <bundle>.engines)")
+    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu",
+                   help="instance kind of the onnxruntime and pipeline models")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="engine cache (default: $USCLIP_ENGINE_CACHE, else the user cache folder)")
     p.add_argument("--overwrite", action="store_true", help="replace a repository already in --out")
     p.set_defaults(func=run)
 
