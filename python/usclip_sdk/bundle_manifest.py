@@ -21,7 +21,8 @@ Schema (format_version 1), every path relative to the bundle root::
      "files": {path: {"sha256", "size"}},
      "calibration" (optional; absent in older bundles): {"temperatures" {field: T},
          "confidence_thresholds" {field: p}, "offsets" {field: [b per value]}, "ood": {"method", "reference" path, "threshold",
-         "accept", "shrinkage"} | null, "fitted_on" {}}}
+         "accept", "shrinkage"} | null, "fitted_on" {}},
+     "label_support" (optional): {field: [values the model was trained on]}}
 """
 from __future__ import annotations
 
@@ -142,6 +143,8 @@ class Manifest:
     class_embeddings: str
     files: Mapping[str, FileEntry]
     calibration: CalibrationSpec | None = None
+    # The taxonomy values the model was trained on, per dimension (absent: unknown, all scored).
+    label_support: Mapping[str, tuple[str, ...]] | None = None
 
     def referenced_paths(self) -> tuple[str, ...]:
         """Every path the manifest points at (each must also be in ``files``)."""
@@ -298,6 +301,24 @@ def _calibration(v: Any, sizes: Mapping[str, int]) -> CalibrationSpec:
                            offsets, ood, dict(_typed(c.get("fitted_on", {}), Mapping, "calibration.fitted_on")))
 
 
+def _label_support(v: Any, taxonomy: TaxonomyInfo) -> dict[str, tuple[str, ...]]:
+    """{field: [values]}: every field a dimension of the bundle, every value one of its classes,
+    at least one value per field listed."""
+    known: dict[str, list[str]] = {}
+    for f, val in taxonomy.class_names:
+        known.setdefault(f, []).append(val)
+    out = {}
+    for f, vals in _typed(v, Mapping, "label_support").items():
+        if f not in known:
+            raise BundleError(f"manifest label_support: {f!r} is not a taxonomy dimension of this bundle")
+        vals = _str_list(vals, f"label_support.{f}")
+        bad = [x for x in vals if x not in known[f]]
+        if bad or not vals:
+            raise BundleError(f"manifest label_support.{f}: expected some of {known[f]}, found {list(vals)}")
+        out[f] = tuple(vals)
+    return out
+
+
 def parse_manifest(d: Any) -> Manifest:
     """A manifest dict (from JSON) as a ``Manifest``; version first, then strict schema."""
     if not isinstance(d, Mapping):
@@ -308,13 +329,14 @@ def parse_manifest(d: Any) -> Manifest:
             f"manifest.json: format_version {version!r} is not readable by this SDK "
             f"(reads {list(SUPPORTED_VERSIONS)}); upgrade usclip-sdk or re-export the bundle")
     d = _obj(d, "(top level)", ("format_version", "model", "preprocess", "text", "taxonomy", "encoders",
-                                "class_embeddings", "files"), ("calibration",))
+                                "class_embeddings", "files"), ("calibration", "label_support"))
     taxonomy = _taxonomy(d["taxonomy"])
     sizes = dict(zip(dict.fromkeys(f for f, _ in taxonomy.class_names), taxonomy.group_sizes))
     m = Manifest(version, _model(d["model"]), _preprocess(d["preprocess"]), _text(d["text"]),
                  taxonomy, _encoders(d["encoders"]),
                  _typed(d["class_embeddings"], str, "class_embeddings"), _files(d["files"]),
-                 None if d.get("calibration") is None else _calibration(d["calibration"], sizes))
+                 None if d.get("calibration") is None else _calibration(d["calibration"], sizes),
+                 None if d.get("label_support") is None else _label_support(d["label_support"], taxonomy))
     for p in m.referenced_paths():
         if p not in m.files:
             raise BundleError(f"manifest: {p!r} is referenced but has no entry in 'files' (no checksum)")
@@ -333,6 +355,8 @@ def manifest_to_dict(m: Manifest) -> dict:
     d["model"]["source"] = dict(m.model.source or {})
     if m.calibration is None:
         del d["calibration"]  # older readers reject unknown keys; an uncalibrated manifest stays as it was
+    if m.label_support is None:
+        del d["label_support"]
 
     def lists(x):  # tuples -> lists so json round-trips compare equal
         if isinstance(x, dict):

@@ -61,14 +61,20 @@ class Classifier:
     ("MIN,OPT,MAX", as built by ``usclip build-engine --batch``); larger batches are split into
     chunks the backend takes (``backend.max_batch``). ``cache_dir``: TensorRT engine cache
     (default ``USCLIP_ENGINE_CACHE``, else the user cache folder; usclip_sdk.engine_cache).
+    ``scope``: "trained" (default) scores only the taxonomy values the bundle declares its model
+    was trained on (manifest ``label_support``; all values when a bundle declares none),
+    "taxonomy" every value of the taxonomy.
     """
 
     def __init__(self, bundle: str | Path | Bundle | None = None, backend: str = "auto",
                  device: str = "auto", precision: str = "auto", region: str = "auto",
                  threads: int | None = None, engine_batch: str = "1,1,8",
-                 text_cache_size: int = 4096, trusted_keys=None, cache_dir: str | Path | None = None):
+                 text_cache_size: int = 4096, trusted_keys=None, cache_dir: str | Path | None = None,
+                 scope: str = "trained"):
         if region not in ("auto", "full"):
             raise ValueError(f"region: expected 'auto' or 'full', found {region!r}")
+        if scope not in ("trained", "taxonomy"):
+            raise ValueError(f"scope: expected 'trained' or 'taxonomy', found {scope!r}")
         # trusted_keys (else USCLIP_TRUSTED_KEYS): the bundle must be signed by one of them,
         # checked before any model file is parsed (usclip_sdk.signing).
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(
@@ -95,6 +101,8 @@ class Classifier:
             self.class_embeddings * self.calibration.row_scale(self.class_names)[:, None])
         self._class_weights = (self.calibration.row_weights(self.class_names)
                                if self.calibration is not None and self.calibration.spec.offsets else None)
+        self.scope = scope
+        self._class_weights = self._scoped(self._class_weights)
         self.fields = tuple(dict.fromkeys(f for f, _ in self.class_names))
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
@@ -106,6 +114,18 @@ class Classifier:
     def from_bundle(cls, path: str | Path, backend: str = "auto", device: str = "auto",
                     precision: str = "auto", **kw: Any) -> "Classifier":
         return cls(path, backend=backend, device=device, precision=precision, **kw)
+
+    def _scoped(self, weights: np.ndarray | None) -> np.ndarray | None:
+        """Row weights with the values outside the bundle's label support set to 0: a softmax
+        renormalised over what the model was trained on, so no probability leaks onto organs
+        it never saw (scope="trained")."""
+        support = self.bundle.manifest.label_support
+        if self.scope == "taxonomy" or not support:
+            return weights
+        keep = np.array([f not in support or v in support[f] for f, v in self.class_names], np.float32)
+        if keep.all():
+            return weights
+        return keep if weights is None else weights * keep
 
     # ----------------------------------------------------------------- labels and text
     def _taxonomy_labels(self, field: str) -> _LabelSet:
@@ -391,4 +411,7 @@ class Classifier:
                                                   "fallback": self.backend.fallback},
                 "preprocess": self.preprocess.to_dict(),
                 "image_size": list(self.image_size), "labels": list(self.labels),
+                "scope": self.scope, "label_support": ({f: list(v) for f, v in
+                                                        self.bundle.manifest.label_support.items()}
+                                                       if self.bundle.manifest.label_support else None),
                 "native": ops.build_info()}

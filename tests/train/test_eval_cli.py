@@ -19,7 +19,11 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("evalcli")
     data = make_dataset(root / "data", n=32, size=32)
     model, spec, _ = tiny_model(root)
-    ck = save_checkpoint(root / "ck", model, spec, step=0, epoch=0)
+    from usclip_data.us365k import US365K
+    from usclip_train.train import label_support
+
+    ck = save_checkpoint(root / "ck", model, spec, step=0, epoch=0,
+                         label_support=label_support(US365K(data, "train")))
     return root, data, ck
 
 
@@ -104,13 +108,22 @@ def test_bundle_eval_matches_the_checkpoint(tiny, capsys):
     torch_enc = from_open_clip(model, preprocess, tokenizer,
                                image_transform=FrameTransform(preprocess, data / "masks"))
     onnx_enc, bundle = from_bundle(bundle_path, device="cpu")
+    # the bundle declares exactly the values its training split carries (train.label_support)
+    from usclip_train.train import label_support
+
+    assert bundle.manifest.label_support == {f: tuple(v) for f, v in
+                                             label_support(US365K(data, "train")).items()}
+    assert set(bundle.manifest.label_support) == {"Diagnosis", "Echogenicity"}
     try:
         paths = [s.image_path for s in US365K(data, "test")]
         a, b = torch_enc.encode_image(paths), onnx_enc.encode_image(paths)
         assert np.min(np.sum(a * b, axis=1)) > 0.995  # only pixel rounding differs
         texts = ["a cyst.", "an anechoic nodule with posterior enhancement"]
         assert np.abs(torch_enc.encode_text(texts) - onnx_enc.encode_text(texts)).max() < 1e-4
-        shipped, here = bundle_class_weights(bundle), class_weights(torch_enc.encode_text)
+        from usclip_sdk import taxonomy
+
+        held_out = {d.field: d.held_out_templates for d in taxonomy.DIMENSIONS}  # what export uses
+        shipped, here = bundle_class_weights(bundle), class_weights(torch_enc.encode_text, templates=held_out)
         assert all(np.abs(shipped[f] - here[f]).max() < 1e-4 for f in here)
     finally:
         bundle.close()

@@ -39,6 +39,8 @@ def test_loss_goes_down_and_resume_reproduces_the_curve(tiny):
     full = train(cfg, base / "full")
     curve = _losses(base / "full")
     assert full.steps == 12 and sorted(curve) == list(range(1, 13))
+    saved = json.loads((base / "full" / "checkpoints" / "step-00000012" / "config.json").read_text())
+    assert set(saved["label_support"]) == {"Diagnosis", "Echogenicity"}  # what the data carries
     first, last = sum(curve[s] for s in (1, 2, 3)) / 3, sum(curve[s] for s in (10, 11, 12)) / 3
     assert last < first - 0.1, curve
     # Simulate a crash right after the step-6 checkpoint: a run folder holding only it.

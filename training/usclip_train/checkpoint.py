@@ -144,11 +144,13 @@ def _spec_record(spec: ModelSpec) -> dict:
 def save_checkpoint(path: str | Path, model, spec: ModelSpec, *, step: int, epoch: int,
                     run_config: Mapping[str, Any] | None = None, optimizer=None, scheduler=None,
                     scaler=None, aux: Mapping[str, Any] | None = None,
-                    metrics: Mapping[str, Any] | None = None, save_rng: bool = True) -> Path:
+                    metrics: Mapping[str, Any] | None = None, save_rng: bool = True,
+                    label_support: Mapping[str, Any] | None = None) -> Path:
     """Write a checkpoint folder at ``path`` atomically (replacing one already there).
 
     model: the bare open_clip model (unwrap DDP first). aux: name -> module (or state dict)
     for training-only parts, stored in aux.safetensors as ``<name>.<key>``.
+    label_support: {field: [values]} the training data contains (exported into the bundle).
     """
     from safetensors.torch import save_file
 
@@ -172,7 +174,8 @@ def save_checkpoint(path: str | Path, model, spec: ModelSpec, *, step: int, epoc
                 shutil.copyfile(src, tmp / "text" / name)
         config = {"format": FORMAT, "version": VERSION, "model": _spec_record(spec),
                   "run_config": dict(run_config or {}), "step": int(step), "epoch": int(epoch),
-                  "metrics": dict(metrics or {}), "rng": rng_state() if save_rng else None}
+                  "metrics": dict(metrics or {}), "rng": rng_state() if save_rng else None,
+                  "label_support": {k: list(v) for k, v in (label_support or {}).items()} or None}
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         for f in tmp.rglob("*"):
             if f.is_file():

@@ -37,6 +37,7 @@ except ModuleNotFoundError as _missing:  # `python -m usclip_train.train` in an 
 from torch import nn
 
 from usclip_data.faults import BadSamples
+from usclip_sdk import taxonomy
 
 from . import checkpoint as ckpt
 from .cli.train import build_arg_parser  # the parser lives torch-free, for `usclip --help`
@@ -46,7 +47,7 @@ from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distr
 from .factory import ModelSpec, build_model, load_weights, resolve_spec, text_head_of, TextTokenizer
 
 __all__ = ["TrainModule", "TrainResult", "seed_everything", "model_spec_for", "build_similarity",
-           "cache_frozen_text",
+           "cache_frozen_text", "label_support",
            "param_groups", "lr_lambda", "train", "main"]
 
 
@@ -376,7 +377,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
     module.train()
     bar = _progress(cfg, info, total, step)
     t_start, seen, last = time.perf_counter(), 0, {}
-    save_kw = dict(run_config=cfg.to_dict(), optimizer=opt, scheduler=sched, scaler=scaler, aux=aux)
+    save_kw = dict(run_config=cfg.to_dict(), optimizer=opt, scheduler=sched, scaler=scaler, aux=aux,
+                   label_support=label_support(ds.samples))
     while step < total:
         epoch, done_in_epoch = divmod(step, spe)
         ds.set_epoch(epoch)
@@ -447,6 +449,17 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
     with torch.no_grad():  # CLIP's clamp: a temperature below 1/100 destabilises training
         module.model.logit_scale.clamp_(0, math.log(100))
     return sums
+
+
+def label_support(samples) -> dict[str, list[str]]:
+    """The taxonomy values the training samples carry, per dimension, in taxonomy order: what
+    the exported bundle declares its model was trained on."""
+    seen = {f: set() for f in taxonomy.FIELDS}
+    for s in samples:
+        for f, vals in s.labels.items():
+            seen[f].update(vals)
+    return {d.field: [v for v in d.values if v in seen[d.field]] for d in taxonomy.DIMENSIONS
+            if seen[d.field]}
 
 
 def _save(manager, info: DistInfo, step: int, module: TrainModule, spec, epoch: int, kw: dict):

@@ -41,6 +41,7 @@ class BundleSource:
     context_length: int
     pad_id: int
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    label_support: Mapping[str, Sequence[str]] | None = None  # values the training data carries
 
 
 def _encode_text_fn(model: torch.nn.Module, tokenizer, batch: int = 64):
@@ -112,6 +113,7 @@ def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict,
                      "group_sizes": list(taxonomy.group_sizes()),
                      "prompt_templates": {f: list(t) for f, t in _templates(prompt_set).items()}},
         "encoders": encoders,
+        **({"label_support": {f: list(v) for f, v in src.label_support.items()}} if src.label_support else {}),
     }
 
 
@@ -203,5 +205,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Pat
                        tokenizer_path=spec.tokenizer_path, context_length=spec.context_length,
                        pad_id=spec.pad_id,
                        provenance={"checkpoint": ck.path.name, "weights_sha256": sha256_file(weights),
-                                   "step": ck.config.get("step"), "epoch": ck.config.get("epoch")})
+                                   "step": ck.config.get("step"), "epoch": ck.config.get("epoch")},
+                       label_support=ck.config.get("label_support"))
     return write_model_bundle(model, src, tokenizer, out, **kw)
