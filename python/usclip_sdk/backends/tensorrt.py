@@ -1,7 +1,8 @@
 """TensorRT backend (TensorRT 10.x and 11.x): the fast path on Jetson and x86 GPUs.
 
-- Engines come from ``usclip build-engine`` and live in the engine cache beside the bundle,
-  keyed by ONNX sha256, TensorRT version, GPU, precision and batch profile; a stale or foreign
+- Engines come from ``usclip build-engine`` and live in the engine cache (``cache_dir``, else
+  ``USCLIP_ENGINE_CACHE``, else the user cache folder), keyed by ONNX sha256, TensorRT version,
+  GPU (name, compute capability, SM count), precision, batch profile and builder options; a stale or foreign
   engine is never used: it is rebuilt where TensorRT's builder is present, else refused with
   the trtexec line that builds it (usclip_sdk.engine_build.ensure_engine).
 - Execution uses the name-based API common to 10 and 11: ``set_input_shape``,

@@ -1,9 +1,10 @@
 """``usclip build-engine BUNDLE --precision fp32|fp16|int8 --batch MIN,OPT,MAX``.
 
-Builds TensorRT engines for the bundle's encoders into the cache beside the bundle (TensorRT
-10 or 11, chosen by capability). Building needs TensorRT and the bundle, never torch. Where
-TensorRT is not installed it prints the equivalent trtexec command line for the target and
-exits 3; --adopt ENGINE then registers the engine trtexec wrote.
+Builds TensorRT engines for the bundle's encoders into the engine cache (--cache-dir, else
+$USCLIP_ENGINE_CACHE, else the user cache folder; TensorRT 10 or 11, chosen by capability).
+Building needs TensorRT and the bundle, never torch. Where TensorRT is not installed it
+prints the equivalent trtexec command line for the target and exits 3; --adopt ENGINE then
+registers the engine trtexec wrote.
 """
 from __future__ import annotations
 
