@@ -16,16 +16,16 @@ __all__ = ["install_hint"]  # and cv2, through __getattr__ below
 def install_hint(module: str) -> str:
     """What to install for ``module`` ("cv2" or "onnxruntime") on this machine."""
     jetson = platform.machine() == "aarch64"
+    extra = ("install usclip-sdk with the [cpu] extra (or [gpu] for CUDA): from a checkout pip install '.[cpu]', "
+             "from a wheel pip install 'usclip_sdk-<version>-<tag>.whl[cpu]'")
     if module == "cv2":
         return ("on Jetson use JetPack's OpenCV (apt: libopencv-python, part of nvidia-jetpack; a venv "
-                "made with --system-site-packages sees it; docs/jetson.md), "
-                "elsewhere pip install 'usclip-sdk[cpu]' (or [gpu]), which brings opencv-python-headless"
-                if jetson else "pip install 'usclip-sdk[cpu]' (or [gpu] for CUDA), which brings "
-                "opencv-python-headless; or any OpenCV build whose cv2 imports")
+                "made with --system-site-packages sees it; docs/jetson.md)" if jetson else
+                f"{extra}, which brings opencv-python-headless; or any OpenCV build whose cv2 imports")
     if module == "onnxruntime":
         return ("on Jetson install NVIDIA's onnxruntime-gpu wheel for your JetPack (docs/jetson.md), "
                 "never PyPI's onnxruntime beside it" if jetson else
-                "pip install 'usclip-sdk[cpu]' (onnxruntime) or 'usclip-sdk[gpu]' (onnxruntime-gpu), not both")
+                f"{extra}; [cpu] brings onnxruntime, [gpu] onnxruntime-gpu (never both)")
     raise ValueError(f"module: expected 'cv2' or 'onnxruntime', found {module!r}")
 
 
