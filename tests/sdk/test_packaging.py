@@ -69,7 +69,7 @@ def test_license_changelog_and_documented_environment():
 
 def test_missing_opencv_and_onnxruntime_name_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(ImportError, match=r"usclip-sdk\[cpu\]"):
+    with pytest.raises(ImportError, match=r"pip install '\.\[cpu\]'"):
         _deps._import_cv2()
     monkeypatch.setattr(_deps.platform, "machine", lambda: "aarch64")
     assert "libopencv-python" in _deps.install_hint("cv2") and "JetPack" in _deps.install_hint("onnxruntime")
