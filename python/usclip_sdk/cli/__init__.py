@@ -60,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usclip", description="Ultrasound-CLIP: train, export and run ultrasound triage models. "
         "For research and development use only: not a medical device, not for diagnosis.")
     parser.add_argument("--version", action="version", version=f"usclip {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr: -v info (backend choice, engine cache), -vv debug (region source); "
                              "default: USCLIP_LOG_LEVEL or warnings")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules("usclip_sdk.cli"):
         mod.register(sub)
     for name, target in _plugin_modules():
@@ -80,7 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
 _LOGGERS = ("usclip_sdk", "usclip_data", "usclip_train")
 
 
@@ -103,16 +102,17 @@ def _configure_logging(verbose: int) -> None:
         logger.setLevel(level)
 
 
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "_any_arguments", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if not getattr(args, "func", None):
     try:
         _configure_logging(args.verbose)
     except ValueError as e:  # a bad USCLIP_LOG_LEVEL
         print(f"usclip: error: {e}", file=sys.stderr)
         return 2
+    if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     try:
