@@ -116,11 +116,13 @@ def main() -> int:
     result["kinds"] = per_kind
     syn = np.array([p.reasons["ood"]["score"] for p in after])
     non_us = np.concatenate([ood_scores[k] for k in ("photo", "document", "ui", "pattern", "blank") if k in ood_scores])
-    result["ood"] = {"threshold": clf1.calibration.spec.ood.threshold,
+    thr = clf1.calibration.spec.ood.threshold
+    dicom_median = np.median(ood_scores["dicom"]) if ood_scores["dicom"] else None
+    result["ood"] = {"threshold": thr,
                      "auroc_non_ultrasound_vs_synthetic": round(auroc(non_us, syn), 4),
-                     "synthetic_accepted_pct": round(100 * float(np.mean(syn <= clf1.calibration.spec.ood.threshold)), 2),
-                     "dicom_median_percentile_of_synthetic": round(100 * float(np.mean(syn[None] < np.median(ood_scores["dicom"]))), 1)
-                     if ood_scores["dicom"] else None}
+                     "synthetic_accepted_pct": round(100 * float(np.mean(syn <= thr)), 2),
+                     "dicom_median_percentile_of_synthetic":
+                         None if dicom_median is None else round(100 * float(np.mean(syn < dicom_median)), 1)}
     # Gate + OOD time per frame, against the whole classification of the same frames.
     regions = [detect_region(f.pixels) for f in frames[:300]]
     emb = clf1.embed_image(frames[:16])[0]
@@ -141,9 +143,11 @@ def main() -> int:
     summary = {k: v for k, v in result.items() if k not in ("calibration", "kinds")}
     print(json.dumps(summary, indent=1))
     for f, c in result["calibration"].items():
-        print(f"{f:26s} n={c['n']:5d} ECE {c['ece_before']:5.1f} -> {c['ece_after']:5.1f}  acc {c['acc_before']:5.1f} -> {c['acc_after']:5.1f}")
+        print(f"{f:26s} n={c['n']:5d} ECE {c['ece_before']:5.1f} -> {c['ece_after']:5.1f}  "
+              f"acc {c['acc_before']:5.1f} -> {c['acc_after']:5.1f}")
     for k, v in per_kind.items():
-        print(f"{k:18s} n={v['n']:4d} no_image {v['no_image_pct']:5.1f}%  not ok {v['not_ok_pct']:5.1f}%  {v['status']}")
+        print(f"{k:18s} n={v['n']:4d} no_image {v['no_image_pct']:5.1f}%  "
+              f"not ok {v['not_ok_pct']:5.1f}%  {v['status']}")
     return 0
 
 

@@ -20,7 +20,8 @@ Schema (format_version 1), every path relative to the bundle root::
      "class_embeddings": path,
      "files": {path: {"sha256", "size"}},
      "calibration" (optional; absent in older bundles): {"temperatures" {field: T},
-         "confidence_thresholds" {field: p}, "offsets" {field: [b per value]}, "ood": {"method", "reference" path, "threshold",
+         "confidence_thresholds" {field: p}, "offsets" {field: [b per value]},
+         "ood": {"method", "reference" path, "threshold",
          "accept", "shrinkage"} | null, "fitted_on" {}},
      "label_support" (optional): {field: [values the model was trained on]}}
 """
@@ -265,7 +266,8 @@ def _per_field(v: Any, where: str, fields: tuple[str, ...], lo: float, hi: float
     out = {}
     for k, x in _typed(v, Mapping, where).items():
         if k not in fields:
-            raise BundleError(f"manifest {where}: {k!r} is not a taxonomy dimension of this bundle; expected {list(fields)}")
+            raise BundleError(f"manifest {where}: {k!r} is not a taxonomy dimension of this bundle; "
+                              f"expected {list(fields)}")
         x = float(_typed(x, (int, float), f"{where}.{k}"))
         if not lo < x <= hi:  # also refuses nan
             raise BundleError(f"manifest {where}.{k}: expected a number in ({lo}, {hi}], found {x}")
@@ -290,7 +292,8 @@ def _calibration(v: Any, sizes: Mapping[str, int]) -> CalibrationSpec:
         o = _obj(ood, "calibration.ood", ("method", "reference", "threshold", "accept", "shrinkage"))
         if o["method"] != "mahalanobis":
             raise BundleError(f"manifest calibration.ood.method: expected 'mahalanobis', found {o['method']!r}")
-        nums = {k: float(_typed(o[k], (int, float), f"calibration.ood.{k}")) for k in ("threshold", "accept", "shrinkage")}
+        nums = {k: float(_typed(o[k], (int, float), f"calibration.ood.{k}"))
+                for k in ("threshold", "accept", "shrinkage")}
         if not (nums["threshold"] > 0 and 0 < nums["accept"] <= 1 and 0 <= nums["shrinkage"] <= 1):
             raise BundleError(f"manifest calibration.ood: expected threshold > 0, 0 < accept <= 1, "
                               f"0 <= shrinkage <= 1, found {nums}")

@@ -20,8 +20,9 @@ generated non-ultrasound frames (docs/triage.md gives the figures and each kind'
 Also reported, not decided on: the region kind ("full" when no imaging region was found - a
 tightly cropped scan has no screen around it, so that alone cannot mean "no image"), its area
 fraction (a region under 4 % of the frame is a detection failure, so the figures are then
-measured on the whole frame: ``measured_on``), the median speckle mean/std ratio of 8x8 patches (fully developed speckle on the
-linear envelope is 1.91; log compression raises it), and the dark fraction.
+measured on the whole frame: ``measured_on``), the median speckle mean/std ratio of 8x8
+patches (fully developed speckle on the linear envelope is 1.91; log compression raises it),
+and the dark fraction.
 """
 from __future__ import annotations
 
@@ -126,14 +127,19 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
                "colour_fraction": round(colour, 4), "grey_levels": int(np.count_nonzero(hist)),
                "flat_fraction": round(flat, 4), "correlation": round(corr, 4),
                "texture": round(texture, 4), "speckle_snr": round(_speckle_snr(g, inside), 3)}
+    lim, levels = limits, figures["grey_levels"]
     checks = (
-        (std < limits.min_contrast, f"contrast: grey-level std {std:.2f} < {limits.min_contrast} (blank or constant frame)"),
-        (p99 < limits.min_echo, f"echo: 99th percentile grey level {p99:.0f} < {limits.min_echo:.0f} (no echo)"),
-        (colour > limits.max_colour, f"colour: {colour:.2f} of the frame is coloured > {limits.max_colour} (not a grey-scale scan)"),
-        (figures["grey_levels"] < limits.min_grey_levels, f"grey_levels: {figures['grey_levels']} distinct < {limits.min_grey_levels} (graphics)"),
-        (flat > limits.max_flat, f"flat: {flat:.2f} of non-dark pixels share one grey level > {limits.max_flat} (document or UI)"),
-        (corr < limits.min_correlation, f"correlation: neighbour correlation {corr:.2f} < {limits.min_correlation} (uncorrelated noise, not speckle)"),
-        (texture < limits.min_texture, f"texture: {texture:.3f} < {limits.min_texture} (no fine structure: gradient or smooth render)"),
+        (std < lim.min_contrast, f"contrast: grey-level std {std:.2f} < {lim.min_contrast} (blank or constant frame)"),
+        (p99 < lim.min_echo, f"echo: 99th percentile grey level {p99:.0f} < {lim.min_echo:.0f} (no echo)"),
+        (colour > lim.max_colour,
+         f"colour: {colour:.2f} of the frame is coloured > {lim.max_colour} (not a grey-scale scan)"),
+        (levels < lim.min_grey_levels, f"grey_levels: {levels} distinct < {lim.min_grey_levels} (graphics)"),
+        (flat > lim.max_flat,
+         f"flat: {flat:.2f} of non-dark pixels share one grey level > {lim.max_flat} (document or UI)"),
+        (corr < lim.min_correlation,
+         f"correlation: neighbour correlation {corr:.2f} < {lim.min_correlation} (uncorrelated noise, not speckle)"),
+        (texture < lim.min_texture,
+         f"texture: {texture:.3f} < {lim.min_texture} (no fine structure: gradient or smooth render)"),
     )
     failed = tuple(msg for bad, msg in checks if bad)
     return Quality(not failed, failed, figures)

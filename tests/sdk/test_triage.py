@@ -53,9 +53,11 @@ NOT_IMAGES = {
     "black": (np.zeros((240, 320, 3), np.uint8), "contrast"),
     "white": (np.full((240, 320, 3), 255, np.uint8), "contrast"),
     "dark noise": (np.random.default_rng(0).integers(0, 12, (240, 320, 3)).astype(np.uint8), "echo"),
-    "grey noise": (np.repeat(np.random.default_rng(1).integers(0, 256, (240, 320, 1)), 3, 2).astype(np.uint8), "correlation"),
+    "grey noise": (np.repeat(np.random.default_rng(1).integers(0, 256, (240, 320, 1)), 3, 2).astype(np.uint8),
+                   "correlation"),
     "gradient": (np.repeat(np.tile(np.linspace(0, 255, 320), (240, 1))[..., None], 3, 2).astype(np.uint8), "texture"),
-    "checkerboard": (np.repeat(((np.indices((240, 320)).sum(0) // 16) % 2 * 255)[..., None], 3, 2).astype(np.uint8), "grey_levels"),
+    "checkerboard": (np.repeat(((np.indices((240, 320)).sum(0) // 16) % 2 * 255)[..., None], 3, 2).astype(np.uint8),
+                     "grey_levels"),
     "document": (_document(), "flat"),
     "photo": (_photo(), "colour"),
 }
