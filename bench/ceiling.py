@@ -1,0 +1,248 @@
+"""Supervised learnability ceiling per label dimension: do the pixels carry the labels?
+
+    nice -n 10 python bench/ceiling.py --data /tmp/ceiling_set --n 800 --seed 20261202 \
+        --sizes 128,224 --json bench/results/ceiling_after.json
+
+1. Writes a synthetic set with ``usclip synth --out DIR --n N --seed S --size 256`` (the US-365K
+   layout with masks/ and a case-level split) unless DIR already holds one.
+2. Builds the model's input crops with the project's pixel path,
+   ``usclip_train.data.FrameTransform(PreprocessSpec(image_size), DIR/masks)``.
+3. Trains one small multi-head CNN (torch, CPU) on the train split and scores the held-out
+   test split (other cases): accuracy per dimension over the test frames that carry a tag in
+   that dimension, beside the majority baseline (the most common training value, scored on
+   the same frames) and the mean per-class recall (what a constant answer cannot fake).
+
+Single-label dimensions get a softmax head (cross-entropy over tagged frames only).
+Multi-label dimensions (InternalCharacteristics: a frame may carry two tags) get one sigmoid
+per value; the prediction is the set of values above 0.5 and a frame counts as correct only
+when that set equals the labelled set exactly (the baseline is the most common exact set).
+A dimension is a ceiling for what any model can learn from these pixels, at this data size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from usclip_data.us365k import read_full_data
+from usclip_sdk import taxonomy as tx
+
+GOAL = 0.90
+
+
+def ensure_dataset(root: Path, n: int, seed: int, splits: str, workers: int) -> None:
+    if (root / "full_data.json").is_file() and (root / "cases.jsonl").is_file():
+        return
+    cmd = ["usclip", "synth", "--out", str(root), "--n", str(n), "--seed", str(seed), "--size", "256",
+           "--splits", splits, "--workers", str(workers), "--quiet", "--overwrite"]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def load_split(root: Path) -> tuple[list[str], list[str], dict[str, dict[str, tuple[str, ...]]]]:
+    """Train and test media names (case-level split written by the synth command) and labels."""
+    labels = read_full_data(root / "full_data.json")
+    train, test = [], []
+    with open(root / "cases.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            (train if rec["split"] == "train" else test if rec["split"] == "test" else []).append(rec["media_name"])
+    return train, test, labels
+
+
+class Targets:
+    """Per-dimension targets of a list of frames: class index (-1 = untagged) or a 0/1 set."""
+
+    def __init__(self, names: list[str], labels: dict, multi: dict[str, bool]):
+        self.single: dict[str, torch.Tensor] = {}
+        self.multi: dict[str, torch.Tensor] = {}
+        self.raw = {f: [labels[n].get(f, ()) for n in names] for f in tx.FIELDS}
+        for f in tx.FIELDS:
+            dim = tx.dimension(f)
+            if multi[f]:
+                y = torch.full((len(names), len(dim)), -1.0)
+                for i, tags in enumerate(self.raw[f]):
+                    if tags:
+                        y[i] = 0.0
+                        y[i, [dim.index(t) for t in tags]] = 1.0
+                self.multi[f] = y
+            else:
+                self.single[f] = torch.tensor([dim.index(t[0]) if t else -1 for t in self.raw[f]])
+
+
+def _cbr(i: int, o: int, s: int) -> list[nn.Module]:
+    return [nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+
+class MultiHeadCNN(nn.Module):
+    """Seven 3x3 conv layers (five stride-2; at 224 px one more stride-2 stem layer so both sizes
+    cost about the same), avg+max pooled, one linear head per dimension. Max pooling keeps
+    small bright structures (calcified foci, septa) that averaging dilutes."""
+
+    def __init__(self, heads: dict[str, int], size: int):
+        super().__init__()
+        stem = _cbr(3, 24, 2) + (_cbr(24, 24, 2) if size > 160 else [])
+        self.body = nn.Sequential(*stem, *_cbr(24, 48, 2), *_cbr(48, 48, 1), *_cbr(48, 96, 2),
+                                  *_cbr(96, 96, 1), *_cbr(96, 160, 2), *_cbr(160, 192, 2))
+        self.drop = nn.Dropout(0.2)
+        self.heads = nn.ModuleDict({f: nn.Linear(384, k) for f, k in heads.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(x)
+        z = self.drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))
+        return {f: head(z) for f, head in self.heads.items()}
+
+
+def build_inputs(names: list[str], root: Path, size: int) -> torch.Tensor:
+    from usclip_train.data import FrameTransform
+
+    try:  # the one pixel path (usclip_sdk.pixels); older trees had factory.PreprocessConfig
+        from usclip_sdk.pixels import PreprocessSpec
+        pre = PreprocessSpec(image_size=(size, size))
+    except ImportError:
+        from usclip_train.factory import PreprocessConfig
+        pre = PreprocessConfig(size=(size, size))
+    tf = FrameTransform(pre, root / "masks")
+    x = torch.empty((len(names), 3, size, size), dtype=torch.float16)
+    for i, n in enumerate(names):
+        x[i] = tf(str(root / "images" / n)).to(torch.float16)
+    return x
+
+
+def _loss(out: dict[str, torch.Tensor], t: Targets, idx: torch.Tensor) -> torch.Tensor:
+    total = out[tx.FIELDS[0]].new_zeros(())
+    for f, y in t.single.items():
+        yb = y[idx]
+        if (yb >= 0).any():
+            total = total + F.cross_entropy(out[f], yb, ignore_index=-1)
+    for f, y in t.multi.items():
+        yb = y[idx]
+        keep = yb[:, 0] >= 0
+        if keep.any():
+            total = total + F.binary_cross_entropy_with_logits(out[f][keep], yb[keep])
+    return total
+
+
+def train(x: torch.Tensor, t: Targets, epochs: int, batch: int, seed: int) -> MultiHeadCNN:
+    torch.manual_seed(seed)
+    model = MultiHeadCNN({f: len(tx.dimension(f)) for f in tx.FIELDS}, x.shape[-1])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
+    steps = epochs * ((len(x) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.15)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for ep in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        run = 0.0
+        for k in range(0, len(x), batch):
+            idx = perm[k:k + batch]
+            xb = x[idx].float()
+            flip = torch.rand(len(idx), generator=g) < 0.5  # no label depends on left/right
+            xb[flip] = xb[flip].flip(-1)
+            loss = _loss(model(xb), t, idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            run += float(loss.detach()) * len(idx)
+        print(f"  epoch {ep + 1}/{epochs} loss {run / len(x):.3f}", flush=True)
+    return model
+
+
+@torch.no_grad()
+def predict(model: MultiHeadCNN, x: torch.Tensor, batch: int = 128) -> dict[str, torch.Tensor]:
+    model.eval()
+    outs = [model(x[k:k + batch].float()) for k in range(0, len(x), batch)]
+    return {f: torch.cat([o[f] for o in outs]) for f in tx.FIELDS}
+
+
+def score(pred: dict[str, torch.Tensor], t: Targets, tr: Targets, multi: dict[str, bool]) -> dict:
+    """Per dimension: accuracy, majority baseline, mean per-class recall, confusion counts."""
+    res = {}
+    for f in tx.FIELDS:
+        vals = tx.dimension(f).values
+        truth = [tuple(sorted(v)) for v in t.raw[f]]
+        keep = [i for i, v in enumerate(truth) if v]
+        if not keep:
+            continue
+        if multi[f]:
+            on = (pred[f] > 0).numpy()
+            guess = [tuple(sorted(vals[j] for j in np.flatnonzero(on[i]))) for i in range(len(truth))]
+        else:
+            arg = pred[f].argmax(1).numpy()
+            guess = [(vals[int(a)],) for a in arg]
+        train_sets = Counter(tuple(sorted(v)) for v in tr.raw[f] if v)
+        major = train_sets.most_common(1)[0][0]
+        acc = float(np.mean([guess[i] == truth[i] for i in keep]))
+        base = float(np.mean([truth[i] == major for i in keep]))
+        confusion: dict[str, Counter] = {}
+        for i in keep:
+            confusion.setdefault(" + ".join(truth[i]), Counter())[" + ".join(guess[i]) or "(none)"] += 1
+        recalls = [c[k] / sum(c.values()) for k, c in confusion.items()]
+        res[f] = {"accuracy": round(acc, 4), "majority_baseline": round(base, 4),
+                  "majority_value": " + ".join(major), "mean_class_recall": round(float(np.mean(recalls)), 4),
+                  "n_test": len(keep), "n_train": sum(train_sets.values()),
+                  "formulation": "multi-label sigmoid, exact set" if multi[f] else "softmax",
+                  "meets_goal": acc >= GOAL,
+                  "confusion": {k: dict(c.most_common()) for k, c in sorted(confusion.items())}}
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="data set folder (written by usclip synth if absent)")
+    ap.add_argument("--n", type=int, default=800, help="cases to render when --data is absent")
+    ap.add_argument("--seed", type=int, default=20261202)
+    ap.add_argument("--splits", default="0.75,0,0.25", help="train,valid,test case fractions")
+    ap.add_argument("--sizes", default="128,224", help="model input sizes (square), comma separated")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=2, help="usclip synth processes")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--label", default="", help="free text stored in the JSON (e.g. renderer commit)")
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    root = Path(a.data)
+    t0 = time.perf_counter()
+    ensure_dataset(root, a.n, a.seed, a.splits, a.workers)
+    train_names, test_names, labels = load_split(root)
+    multi = {f: any(len(labels[n].get(f, ())) > 1 for n in train_names + test_names) for f in tx.FIELDS}
+    tr, te = Targets(train_names, labels, multi), Targets(test_names, labels, multi)
+    meta = json.loads((root / "dataset.json").read_text())
+    out = {"goal": GOAL, "label": a.label, "data": str(root), "seed": meta.get("seed"), "n_cases": meta.get("n_cases"),
+           "n_train_images": len(train_names), "n_test_images": len(test_names), "epochs": a.epochs,
+           "batch": a.batch, "torch_threads": a.threads, "cpu_count": os.cpu_count(), "sizes": {}}
+    for size in [int(s) for s in a.sizes.split(",")]:
+        s0 = time.perf_counter()
+        xtr, xte = build_inputs(train_names, root, size), build_inputs(test_names, root, size)
+        s1 = time.perf_counter()
+        model = train(xtr, tr, a.epochs, a.batch, a.seed)
+        s2 = time.perf_counter()
+        res = score(predict(model, xte), te, tr, multi)
+        out["sizes"][str(size)] = {"input_seconds": round(s1 - s0, 1), "train_seconds": round(s2 - s1, 1),
+                                   "dimensions": res}
+        print(f"\nsize {size}: {'dimension':26s} {'ceiling':>8s} {'majority':>9s} {'recall':>7s} {'n':>5s}")
+        for f, r in res.items():
+            print(f"  {f:34s} {r['accuracy']:8.3f} {r['majority_baseline']:9.3f} "
+                  f"{r['mean_class_recall']:7.3f} {r['n_test']:5d}{'' if r['meets_goal'] else '  < goal'}")
+        del xtr, xte
+    out["total_seconds"] = round(time.perf_counter() - t0, 1)
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    print("wrote", a.json, f"({out['total_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
