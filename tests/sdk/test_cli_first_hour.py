@@ -194,3 +194,10 @@ def test_prediction_repr_is_short_and_camera_errors_are_quiet(tiny_bundle, tmp_p
     rep = r.stdout.strip()
     assert rep.startswith("Prediction(") and len(rep) < 200, rep
     assert r.stderr.strip() == "InvalidInputError cannot open camera 7", r.stderr  # no OpenCV [ WARN ] line
+
+
+def test_keygen_creates_the_key_folder(tmp_path):
+    key = tmp_path / "new" / "keys" / "release.pem"  # docs/deployment.md: usclip keygen ~/keys/...
+    r = _usclip("keygen", str(key))
+    assert r.returncode == 0, r.stderr
+    assert key.is_file() and (key.parent.stat().st_mode & 0o777) == 0o700 and "key id:" in r.stdout

@@ -18,8 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..signing import generate_key
 
+    folder = Path(args.key).parent
+    if not folder.exists():  # `usclip keygen ~/keys/release.pem` on a fresh machine (docs/deployment.md)
+        folder.mkdir(mode=0o700, parents=True)
+        print(f"created {folder} (mode 0700)", file=sys.stderr)
     try:
         pub = generate_key(args.key)
     except FileExistsError:
