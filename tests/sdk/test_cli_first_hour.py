@@ -201,3 +201,18 @@ def test_keygen_creates_the_key_folder(tmp_path):
     r = _usclip("keygen", str(key))
     assert r.returncode == 0, r.stderr
     assert key.is_file() and (key.parent.stat().st_mode & 0o777) == 0o700 and "key id:" in r.stdout
+
+
+# ---- item 1: a bundle folder gets the umask mode, the .zip's folder is created ----------------
+def test_write_bundle_creates_the_parent_and_a_readable_folder(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from _export_helpers import fake_bundle
+
+    old = os.umask(0o022)
+    try:
+        folder = fake_bundle(tmp_path / "new" / "deeper", name="b")
+        zipped = fake_bundle(tmp_path / "other" / "x", name="z", as_zip=True)
+    finally:
+        os.umask(old)
+    assert (folder.stat().st_mode & 0o777) == 0o755, oct(folder.stat().st_mode)
+    assert zipped.is_file() and not any(p.name.endswith(".partial") for p in zipped.parent.iterdir())

@@ -66,6 +66,29 @@ def test_train_overwrite_starts_clean_and_the_report_names_the_model(tiny_data, 
     assert "CustomTextCLIP" not in report
     for link in (line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")):
         assert (run / "eval-valid" / link).is_file(), link
+    # item 11: usclip eval says what it is doing (a large split used to run silently)
+    ev = _usclip("eval", str(run), "--data", str(data), "--split", "test", "--out", str(tmp_path / "ev"), "--no-plots")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert "eval: encoding the class prompts" in ev.stderr and "eval: encoding 4 images" in ev.stderr
+    assert "eval: computing the metrics" in ev.stderr
+
+
+def test_eval_progress_reports_every_chunk_of_images():
+    import numpy as np
+
+    from usclip_train.evaluate import runner
+
+    class Enc:
+        calls = []
+
+        def encode_image(self, paths):
+            self.calls.append(len(paths))
+            return np.ones((len(paths), 4), np.float32)
+
+    lines = []
+    out = runner._encode_images(Enc(), [f"p{i}" for i in range(2500)], lines.append)
+    assert out.shape == (2500, 4) and Enc.calls == [1024, 1024, 452]
+    assert [x.split(" (")[0] for x in lines] == ["images 1024/2500", "images 2048/2500", "images 2500/2500"]
 
 
 @pytest.mark.slow  # a real (tiny) export: ~12 s
