@@ -15,7 +15,7 @@ from usclip_sdk.bundle import Bundle
 from usclip_sdk.bundle_manifest import CalibrationSpec, OODSpec, manifest_to_dict, parse_manifest
 from usclip_sdk.calibrate import calibrate_bundle, write_calibrated
 from usclip_sdk.calibration import ece, fit_ood, fit_temperature, ood_scores
-from usclip_sdk.errors import BundleError
+from usclip_sdk.errors import BundleError, InvalidInputError
 from usclip_sdk.prediction import STATUSES, Attribute
 from usclip_sdk.quality import FrozenDetector, assess
 from usclip_sdk.region import Region, detect_region, full_region
@@ -210,12 +210,11 @@ def test_calibration_section_is_strictly_validated(clf, bundle_path, tmp_path, e
         parse_manifest(d)
 
 
-def test_usclip_calibrate_fits_a_labelled_split(bundle_path, tmp_path):
-    data = tmp_path / "data"
+def _labelled_split(data: Path, n: int = 24) -> Path:
     (data / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     records, lines = [], []
-    for i in range(24):
+    for i in range(n):
         name = f"f{i}.png"
         cv2.imwrite(str(data / "images" / name), scan(i, gain=float(rng.uniform(50, 120))))
         records.append({"media_name": name, "Diagnosis": "normal appearance" if i % 2 else "cyst",
@@ -223,6 +222,25 @@ def test_usclip_calibrate_fits_a_labelled_split(bundle_path, tmp_path):
         lines.append(json.dumps({"image": name, "caption": "x"}))
     (data / "valid.jsonl").write_text("\n".join(lines) + "\n")
     (data / "full_data.json").write_text(json.dumps(records))
+    return data
+
+
+def test_usclip_calibrate_command(bundle_path, tmp_path, capsys):
+    from usclip_sdk.cli import main
+
+    data = _labelled_split(tmp_path / "data", n=12)
+    assert main(["calibrate", str(bundle_path), "--data", str(data), "--out", str(tmp_path / "c.zip"),
+                 "--backend", "onnxruntime", "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["frames"] == 12 and fig["dimensions"]["Diagnosis"]["n"] == 12
+    with Bundle.open(tmp_path / "c.zip") as b:
+        assert b.manifest.calibration.ood.threshold == pytest.approx(fig["ood_threshold"])
+    with pytest.raises(InvalidInputError, match="no test.jsonl"):
+        calibrate_bundle(bundle_path, data, tmp_path / "d", split="test")
+
+
+def test_usclip_calibrate_fits_a_labelled_split(bundle_path, tmp_path):
+    data = _labelled_split(tmp_path / "data")
     out, fig = calibrate_bundle(bundle_path, data, tmp_path / "cal", backend="onnxruntime")
     assert fig["frames"] == 24 and set(fig["dimensions"]) == {"Diagnosis", "Organ_level"}
     with Bundle.open(out) as b:
