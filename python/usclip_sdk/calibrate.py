@@ -81,7 +81,8 @@ def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: st
         emb = embed_split(clf, [p for p, _ in frames], progress=progress)
         spec, ref, figures = fit_calibration(
             emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
-            fitted_on={"data": Path(data).name, "split": split})
+            fitted_on={"data": Path(data).name, "split": split},
+            support=getattr(b.manifest, "label_support", None))
         path = write_calibrated(b, spec, ref, out, overwrite=overwrite)
     return path, {"frames": len(frames), "dimensions": figures,
                   "ood_threshold": spec.ood.threshold if spec.ood else None}

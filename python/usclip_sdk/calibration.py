@@ -195,8 +195,13 @@ def _tag_matrix(tags: Sequence[Mapping[str, Sequence[str]]], field: str,
 def fit_calibration(emb: np.ndarray, tags: Sequence[Mapping[str, Sequence[str]]],
                     class_embeddings: np.ndarray, class_names: Sequence[tuple[str, str]],
                     logit_scale: float, *, accept: float = 0.95, shrinkage: float = 0.1,
-                    fitted_on: Mapping[str, Any] | None = None) -> tuple[CalibrationSpec, np.ndarray, dict]:
+                    fitted_on: Mapping[str, Any] | None = None,
+                    support: Mapping[str, Sequence[str]] | None = None) -> tuple[CalibrationSpec, np.ndarray, dict]:
     """Fit everything on validation embeddings (N x D, L2-normalised) and their tags.
+
+    ``support``: the bundle's label support (values per dimension the model was trained on).
+    The Classifier's default scope scores only those, so the fit does too: other values get no
+    probability and frames tagged only with them are left out of that dimension.
 
     Returns the manifest section, the OOD reference array (to store as ``REFERENCE_NAME``)
     and per-dimension figures on the fitting split (n, T, ECE before/after).
@@ -208,6 +213,11 @@ def fit_calibration(emb: np.ndarray, tags: Sequence[Mapping[str, Sequence[str]]]
         values = [class_names[i][1] for i in ix]
         rows, m = _tag_matrix(tags, field, values)
         lg = logits[:, ix]
+        if support and field in support:
+            keep = np.array([v in support[field] for v in values])
+            lg = np.where(keep, lg, -1e4)  # softmax weight e^-1e4 = 0, as the Classifier's scope
+            m = m & keep
+            rows, m = rows[m.any(axis=1)], m[m.any(axis=1)]
         t, b = fit_temperature_offsets(lg[rows], m)
         t = _refine_temperature(lg[rows], m, b, t)
         temps[field], offsets[field] = t, [round(float(x), 5) for x in b]

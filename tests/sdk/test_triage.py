@@ -279,3 +279,21 @@ def test_quality_figures_are_json_ready():
     q = assess(scan(0), detect_region(scan(0)))
     assert json.loads(json.dumps(dict(q.figures))) == dict(q.figures)
     assert dataclasses.is_dataclass(q) and q.ok
+
+
+def test_fit_follows_the_label_support_the_classifier_scores():
+    from usclip_sdk.calibration import fit_calibration
+
+    rng = np.random.default_rng(0)
+    values = taxonomy.dimension("Diagnosis").values
+    classes = rng.normal(size=(5, 16)).astype(np.float32)
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    y = rng.integers(0, 5, 300)
+    emb = classes[y] + 0.8 * rng.normal(size=(300, 16))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    tags = [{"Diagnosis": (values[i],)} for i in y]
+    names = [("Diagnosis", v) for v in values]
+    _, _, all_fig = fit_calibration(emb, tags, classes, names, 10.0)
+    _, _, fig = fit_calibration(emb, tags, classes, names, 10.0, support={"Diagnosis": values[:3]})
+    assert all_fig["Diagnosis"]["n"] == 300 and fig["Diagnosis"]["n"] == int(np.sum(y < 3))
+    assert fig["Diagnosis"]["acc_before"] > all_fig["Diagnosis"]["acc_before"]  # 3-way, not 5-way
