@@ -52,6 +52,8 @@ def test_native_stub_matches_the_built_module():
     absent = set(stub) - set(built)
     assert absent <= CUDA_ONLY and (not absent or not ops.build_info()["cuda_kernels"]), sorted(absent)
     for name, fn in built.items():
+        if "(*args, **kwargs)" in (fn.__doc__ or ""):
+            continue  # a CPU-only build defines the CUDA runtime calls as generic stubs that raise
         assert stub[name] == _doc_params(fn), name
 
 
