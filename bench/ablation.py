@@ -1,16 +1,24 @@
 """The paper's ablation on a synthetic US-365K-layout set: plain CLIP, + soft labels, + graph,
-full, several seeds each, the same budget; zero-shot AvgAcc / AvgRecall and R@10 on the
-validation split; mean +- std table (markdown) and JSON.
+full (at several lambda), and full with the within-dimension Jaccard S^(k) a reader of the
+release would build; several seeds each, the same budget.
 
-    python bench/ablation.py --data DIR --out RUNS [--seeds 0,1,2] [--set key=value ...]
+Reported per variant: zero-shot AvgAcc / AvgRecall and R@10 on the validation split (mean and
+sd over seeds), and the per-seed paired difference against plain CLIP (same seed, same data
+order) with a 95 % confidence interval (Student t over seeds), on the average and per
+dimension: whether "CLIP < + soft labels < full" holds is read off those intervals.
+
+    python bench/ablation.py --data DIR --out RUNS [--seeds 0,1,2] [--lambdas 0.3,1,3]
+                             [--variants NAME,...] [--set key=value ...]
 
 Runs are sequential in one process (the frozen text tower's cache is shared when
-lock_text=true).
+lock_text=true); ablation.json is rewritten after every run, and a run already in it is not
+trained again (the bench resumes after an interruption).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -19,19 +27,79 @@ from pathlib import Path
 from usclip_train.config import load_run_config, parse_overrides
 from usclip_train.train import train
 
-VARIANTS = {
-    "CLIP (InfoNCE)": {"use_soft_labels": False, "use_graph": False},
-    "+ soft labels": {"use_soft_labels": True, "use_graph": False},
-    "+ graph": {"use_soft_labels": False, "use_graph": True},
-    "full (soft labels + graph)": {"use_soft_labels": True, "use_graph": True},
-}
 KEYS = ("AvgAcc", "AvgRecall", "i2t_R@10", "t2i_R@10")
+BASELINE = "CLIP (InfoNCE)"
+# two-sided 95 % Student t quantiles by degrees of freedom
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def _fmt(xs):
+def variants(lambdas) -> dict[str, dict]:
+    out = {BASELINE: {"use_soft_labels": False, "use_graph": False},
+           "+ soft labels": {"use_soft_labels": True, "use_graph": False},
+           "+ graph": {"use_soft_labels": False, "use_graph": True}}
+    for lam in lambdas:
+        out[f"full, lambda={lam:g}"] = {"use_soft_labels": True, "use_graph": True, "sm_lambda": lam}
+    out["full, Jaccard S"] = {"use_soft_labels": True, "use_graph": True, "similarity": "jaccard"}
+    return out
+
+
+def ci95(xs) -> tuple[float, float, float]:
+    """Mean and the 95 % interval of a mean over seeds (t distribution)."""
     m = statistics.mean(xs)
-    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * m:.1f} +- {100 * s:.1f}"
+    if len(xs) < 2:
+        return m, float("nan"), float("nan")
+    h = _T95.get(len(xs) - 1, 1.96) * statistics.stdev(xs) / math.sqrt(len(xs))
+    return m, m - h, m + h
+
+
+def per_dimension(run_dir: Path) -> dict[str, float]:
+    """acc1 per dimension from the run's final evaluation (eval-<split>/results.json)."""
+    for f in sorted(run_dir.glob("eval-*/results.json")):
+        res = json.loads(f.read_text())
+        dims = res.get("tasks", {}).get("zeroshot_classification", {}).get("per_dimension", {})
+        return {k: v["acc1"] for k, v in dims.items() if v.get("n_samples", 0) > 0}
+    return {}
+
+
+def paired(results: dict, name: str) -> dict:
+    """Per-seed differences name - CLIP on AvgAcc and per dimension, with 95 % intervals."""
+    base = {r["seed"]: r for r in results.get(BASELINE, [])}
+    rows = [(r, base[r["seed"]]) for r in results.get(name, []) if r["seed"] in base]
+    if not rows:
+        return {}
+    out = {"AvgAcc": ci95([r["AvgAcc"] - b["AvgAcc"] for r, b in rows])}
+    for dim in rows[0][0].get("per_dimension", {}):
+        diffs = [r["per_dimension"][dim] - b["per_dimension"].get(dim, float("nan")) for r, b in rows]
+        out[dim] = ci95(diffs)
+    return out
+
+
+def _pct(t) -> str:
+    m, lo, hi = t
+    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" if not math.isnan(lo) else f"{100 * m:+.1f}"
+
+
+def report(results: dict) -> str:
+    lines = ["| variant | AvgAcc (%) | AvgRecall (%) | R@10 i->t | R@10 t->i "
+             "| AvgAcc - CLIP, 95 % CI (points) | seeds |", "|---|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        cells = []
+        for k in KEYS:
+            xs = [r[k] for r in rows if r.get(k) is not None]
+            cells.append(f"{100 * statistics.mean(xs):.1f} +- {100 * (statistics.stdev(xs) if len(xs) > 1 else 0):.1f}"
+                         if xs else "-")
+        diff = _pct(paired(results, name)["AvgAcc"]) if name != BASELINE and paired(results, name) else "-"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff} | {len(rows)} |")
+    dims = list(next(iter(results.values()))[0].get("per_dimension", {})) if results else []
+    if dims:
+        lines += ["", "Per dimension, difference to CLIP in points (mean [95 % CI]):", "",
+                  "| variant | " + " | ".join(dims) + " |", "|---" * (len(dims) + 1) + "|"]
+        for name in results:
+            if name == BASELINE:
+                continue
+            p = paired(results, name)
+            lines.append(f"| {name} | " + " | ".join(_pct(p[d]) if d in p else "-" for d in dims) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -39,36 +107,38 @@ def main() -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--lambdas", default="0.3,1,3", help="lambda values of the full model")
+    ap.add_argument("--variants", default=None, help="comma-separated subset of the variant names")
     ap.add_argument("--config")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
-    ap.add_argument("--first-run", help="train one more run (e.g. the default model) into this "
-                    "folder before the ablation, in this process (it shares the text cache)")
-    ap.add_argument("--first-set", action="append", default=[], help="overrides for --first-run")
     args = ap.parse_args()
     base = load_run_config(args.config, parse_overrides(args.overrides), data=args.data)
     out = Path(args.out)
-    if args.first_run:
-        t0 = time.perf_counter()
-        res = train(base.with_overrides(parse_overrides(args.first_set)), args.first_run)
-        print(json.dumps({"first_run": args.first_run, "seconds": time.perf_counter() - t0,
-                          "steps": res.steps, "metrics": res.metrics}), file=sys.stderr, flush=True)
-    results = {}
-    for name, switches in VARIANTS.items():
+    out.mkdir(parents=True, exist_ok=True)
+    table = variants([float(x) for x in args.lambdas.split(",")])
+    if args.variants:
+        keep = [v.strip() for v in args.variants.split(",")]
+        table = {k: v for k, v in table.items() if k in keep}
+    state = out / "ablation.json"
+    results = json.loads(state.read_text())["results"] if state.is_file() else {}
+    for name, switches in table.items():
         for seed in (int(s) for s in args.seeds.split(",")):
+            if any(r["seed"] == seed for r in results.get(name, [])):
+                continue  # done in an earlier invocation
             cfg = base.with_overrides({**switches, "seed": seed, "eval_at_end": True})
-            tag = f"{name.split()[0].strip('+').strip() or 'x'}-{'sl' if cfg.use_soft_labels else 'nosl'}-{'g' if cfg.use_graph else 'nog'}-s{seed}"
+            tag = "".join(c if c.isalnum() else "-" for c in name).strip("-") + f"-s{seed}"
             t0 = time.perf_counter()
-            res = train(cfg, out / tag)
+            # an interrupted run resumes from its last checkpoint (exactly: see test_train_loop)
+            res = train(cfg, out / tag, resume=(out / tag / "checkpoints" / "latest").is_file())
             row = {k: res.metrics.get(k) for k in KEYS}
-            row.update(seconds=time.perf_counter() - t0, steps=res.steps, final_loss=res.final_loss)
+            row.update(seed=seed, seconds=time.perf_counter() - t0, steps=res.steps,
+                       final_loss=res.final_loss, per_dimension=per_dimension(out / tag))
             results.setdefault(name, []).append(row)
-            print(json.dumps({"variant": name, "seed": seed, **row}), file=sys.stderr, flush=True)
-            (out / "ablation.json").write_text(json.dumps({"config": base.to_dict(), "results": results}, indent=1))
-    print("| variant | AvgAcc (%) | AvgRecall (%) | R@10 i->t (%) | R@10 t->i (%) | seeds |")
-    print("|---|---|---|---|---|---|")
-    for name, rows in results.items():
-        cells = [_fmt([r[k] for r in rows]) for k in KEYS]
-        print(f"| {name} | " + " | ".join(cells) + f" | {len(rows)} |")
+            print(json.dumps({"variant": name, **row}), file=sys.stderr, flush=True)
+            state.write_text(json.dumps({"config": base.to_dict(), "results": results}, indent=1))
+    text = report(results)
+    (out / "ablation.md").write_text(text + "\n")
+    print(text)
     return 0
 
 

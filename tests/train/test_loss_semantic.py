@@ -205,3 +205,22 @@ def test_load_rejects_foreign_files(tmp_path):
         TagSimilarity.load(q)
     with pytest.raises(ValueError, match="suffix"):
         TagSimilarity.load(tmp_path / "x.pt")
+
+
+def test_jaccard_is_within_dimension_cooccurrence():
+    from usclip_sdk import taxonomy
+    from usclip_train.semantic import TagSimilarity
+
+    y = np.zeros((4, len(taxonomy.class_names())), np.float32)
+    ic = taxonomy.group_offsets()[taxonomy.FIELDS.index("InternalCharacteristics")]
+    dx = taxonomy.group_offsets()[0]
+    y[0, [ic, ic + 1]] = 1   # cystic + calcifications together
+    y[1, ic] = 1             # cystic alone
+    y[2, ic + 1] = 1         # calcifications alone
+    y[:, dx] = 1             # Diagnosis is single-label: its values never co-occur
+    y[3, dx] = 0
+    y[3, dx + 1] = 1
+    s = TagSimilarity.jaccard(y)
+    k = taxonomy.FIELDS.index("InternalCharacteristics")
+    assert s.matrices[k][0, 1] == pytest.approx(1 / 3)   # |both| 1 / |either| 3
+    assert np.allclose(s.matrices[0], np.eye(taxonomy.group_sizes()[0]))

@@ -39,7 +39,7 @@ class RunConfig:
     use_graph: bool = True              # attribute-graph fusion on the text side (training only)
     fusion_scale: str = "unit_norm"     # unit_norm (the release's strength) | unit_rms (sqrt(D) x weaker)
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
-    similarity: str = "default"         # S^(k): default | cooccurrence | prior | identity | a file
+    similarity: str = "default"         # S^(k): default | cooccurrence | jaccard | prior | identity | a file
     # --- optimisation
     epochs: int = 10
     max_steps: int | None = None        # stop after this many optimizer steps (overrides epochs)

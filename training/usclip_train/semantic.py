@@ -15,6 +15,9 @@ defined here and documented in docs/training.md ("Losses and the attribute graph
   of one dimension are close when they co-occur with the same values of the *other*
   dimensions (centred cosine of their co-occurrence profiles, clipped to [0, 1]).
 * ``TagSimilarity.default(Y)``      - co-occurrence blended with the prior where a prior exists.
+* ``TagSimilarity.jaccard(Y)``      - the within-dimension co-occurrence Jaccard a reader of the
+  release would build: |a and b on one sample| / |a or b|; 0 between the values of a
+  single-label dimension (they never co-occur), so it is the identity there.
 
 Every S^(k) is symmetric, in [0, 1], with ones on the diagonal (checked on construction), and
 saves to / loads from JSON or ``.npz`` without pickle. The builder is vectorised: with M the
@@ -175,6 +178,22 @@ class TagSimilarity:
             mats.append(m_)
         return cls(tuple(mats), name="cooccurrence",
                    meta={"min_count": min_count, "n_samples": int(y.shape[0])})
+
+    @classmethod
+    def jaccard(cls, labels: np.ndarray | Tensor) -> "TagSimilarity":
+        """Within-dimension co-occurrence Jaccard of the values of each dimension (1 on the
+        diagonal; 0 for a pair never seen, or a value never seen)."""
+        y = (_check_labels(labels) > 0).astype(np.float64)
+        mats = []
+        for o, n in zip(taxonomy.group_offsets(), taxonomy.group_sizes()):
+            yk = y[:, o:o + n]
+            both = yk.T @ yk
+            cnt = np.diag(both)
+            either = cnt[:, None] + cnt[None, :] - both
+            m = np.divide(both, either, out=np.zeros_like(both), where=either > 0)
+            np.fill_diagonal(m, 1.0)
+            mats.append(m)
+        return cls(tuple(mats), name="jaccard", meta={"n_samples": int(y.shape[0])})
 
     @classmethod
     def default(cls, labels: np.ndarray | Tensor, prior_weight: float = 0.5,

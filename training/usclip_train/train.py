@@ -188,13 +188,15 @@ def build_similarity(cfg: RunConfig, train_labels: torch.Tensor):
         return TagSimilarity.default(train_labels.numpy())
     if kind == "cooccurrence":
         return TagSimilarity.cooccurrence(train_labels.numpy())
+    if kind == "jaccard":
+        return TagSimilarity.jaccard(train_labels.numpy())
     if kind == "prior":
         return TagSimilarity.prior()
     if kind == "identity":
         return TagSimilarity.identity()
     if Path(kind).is_file():
         return TagSimilarity.load(kind)
-    raise ValueError(f"similarity: expected default, cooccurrence, prior, identity or a .json/.npz "
+    raise ValueError(f"similarity: expected default, cooccurrence, jaccard, prior, identity or a .json/.npz "
                      f"file, found {kind!r}")
 
 
