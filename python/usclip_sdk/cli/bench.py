@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from ._runtime import add_runtime_options, open_classifier
+
 __all__ = ["register", "run", "synthetic_screen"]
 
 _SIZES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
@@ -21,15 +23,7 @@ _SIZES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="latency p50/p90/p99 per stage and throughput")
-    p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
-                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
-    p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
-                   help="TensorRT engine batch profile, as given to build-engine --batch")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
-                   help="encoder precision; auto: the best the bundle ships for the device (default auto)")
+    add_runtime_options(p, precision=True)
     p.add_argument("--batch", type=int, default=1, help="frames per classify call (default 1)")
     p.add_argument("--iters", type=int, default=100, help="timed calls (default 100)")
     p.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
@@ -74,13 +68,11 @@ def _percentiles(xs: list[float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import Classifier
 
     if args.batch < 1 or args.iters < 1 or args.warmup < 0:
         raise ValueError("--batch and --iters must be >= 1 and --warmup >= 0")
     h, w = _frame_shape(args.frame)
-    clf = Classifier(args.bundle, backend=args.backend, device=args.device, precision=args.precision,
-                     engine_batch=args.engine_batch)
+    clf = open_classifier(args)
     frames = [synthetic_screen(h, w, seed=i) for i in range(args.batch)]
     stages: dict[str, list[float]] = {}
     walls: list[float] = []

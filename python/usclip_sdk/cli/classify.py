@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._runtime import add_runtime_options, open_classifier
+
 __all__ = ["register", "run", "expand_paths"]
 
 # What a folder argument contributes: files OpenCV, the video reader or pydicom open.
@@ -33,13 +35,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify images, videos and DICOM files")
     p.add_argument("paths", nargs="+", help="image, video or DICOM files, or folders of them")
-    p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
-                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
-    p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
-                   help="TensorRT engine batch profile, as given to build-engine --batch")
+    add_runtime_options(p)
     p.add_argument("--labels", nargs="+", help="custom zero-shot labels (free text)")
     p.add_argument("--every", type=int, default=1, help="videos: run the model every n-th frame")
     p.add_argument("--json", action="store_true", help="one JSON object per frame (JSON lines)")
@@ -47,14 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import Classifier
     from ..errors import InvalidInputError
     from ..inputs import is_video_path, read_dicom
     from ._table import print_table
 
     paths = expand_paths(args.paths)  # an empty folder fails before the model loads
-    clf = Classifier(args.bundle, backend=args.backend, device=args.device,
-                     engine_batch=args.engine_batch)
+    clf = open_classifier(args)
     if args.labels:
         clf.set_labels(args.labels)
     print(f"model {clf.bundle.manifest.model.name} on {clf.backend.name}", file=sys.stderr)

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._runtime import add_runtime_options, open_classifier
+
 __all__ = ["register", "run", "examples_dir"]
 
 
@@ -20,17 +22,12 @@ def examples_dir() -> Path:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the shipped model on the shipped example frames and cine")
-    p.add_argument("--bundle", help="bundle folder or .zip (default: the shipped model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
-                   help="inference runtime; auto: a TensorRT engine when one is usable, else onnxruntime")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where the encoder runs; auto: the GPU when one is usable, else the CPU")
+    add_runtime_options(p, engine_batch=False)
     p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import Classifier
     from ..errors import BundleError
     from ._table import print_table
 
@@ -40,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not images and not cines:
         raise BundleError(f"no example frames found in {ex}")
     truth = json.loads((ex / "labels.json").read_text()) if (ex / "labels.json").exists() else {}
-    clf = Classifier(args.bundle, backend=args.backend, device=args.device)
+    clf = open_classifier(args)
     print(f"usclip demo: model {clf.bundle.manifest.model.name} on {clf.backend.name}",
           file=sys.stderr)
     rows, agree = [], {"Organ_level": [0, 0], "Diagnosis": [0, 0]}
