@@ -214,9 +214,12 @@ SDK's own pipeline in Triton's Python backend, so the server's Python needs uscl
 ```bash
 docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 \\
   -v "$PWD/model_repository":/models -v "$PWD/wheels":/wheels nvcr.io/nvidia/tritonserver:<yy.mm>-py3 \\
-  bash -c "pip install /wheels/usclip_sdk-*.whl && tritonserver --model-repository=/models"
+  bash -c "pip install /wheels/usclip_sdk-*.whl 'numpy<2' opencv-python-headless onnxruntime-gpu \\
+           && tritonserver --model-repository=/models"
 curl -s localhost:8000/v2/health/ready && curl -s localhost:8000/v2/models/usclip_classify/config
 ```
+numpy<2: Triton 2.51's Python-backend stub reads arrays with the numpy 1 layout (with numpy 2
+every output fails with "output tensor shape does not match size of output"; docs/deployment.md).
 CPU-only hosts: export with `--kind cpu` (or change `kind: KIND_GPU` to `KIND_CPU` in each
 config.pbtxt) and remove the `*_trt` folders.
 
