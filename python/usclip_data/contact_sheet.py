@@ -1,10 +1,13 @@
 """Contact sheets: PNG grids of frames, each tile captioned with its key attributes.
 
 One grid drawer (``grid``) and its front ends: ``contact_sheet`` for any sequence of ``Sample``
-(a written US-365K set, BUSI, a folder of classes) and ``synth_contact_sheet`` for frames
-rendered on the fly by the synthetic engine, so what a data set holds can be checked by eye.
+(a written US-365K set, BUSI, a folder of classes), ``synth_contact_sheet`` for frames
+rendered on the fly by the synthetic engine, and ``descriptor_sheet`` (one row per value of a
+lesion descriptor, each tile the model's input crop), so what a data set holds can be checked
+by eye.
 
     python -m usclip_data.contact_sheet --out docs/images/contact_sheet.png --n 24
+    python -m usclip_data.contact_sheet --descriptor Shape --out docs/images/descriptor_shape.png
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import numpy as np
 from .sample import Sample
 
 __all__ = ["grid", "write_png", "contact_sheet", "tile_text", "synth_contact_sheet", "synth_tile_text",
-           "main"]
+           "descriptor_sheet", "main"]
 
 # Fields shown under each tile, in order, with short names (the tile is small).
 _SHOWN = (("Organ_level", ""), ("Diagnosis", ""), ("Echogenicity", "echo"), ("Shape", "shape"),
@@ -166,13 +169,72 @@ def synth_contact_sheet(n: int = 24, seed: int = 0, cols: int = 6, tile: tuple[i
     return grid(images, captions, cols, tile, text_rows=3)
 
 
+# Descriptor field -> key of the rendered lesion truth in ``params["lesion"]`` (None: params).
+_TRUTH_KEY = {"Diagnosis": None, "Shape": "shape", "Margins": "margins", "Echogenicity": "echogenicity",
+              "InternalCharacteristics": "internal", "PosteriorAcoustics": "posterior",
+              "Vascularity": "vascularity"}
+
+
+def _truth(case, field: str) -> tuple[str, ...]:
+    """The rendered (true) values of ``field`` for a sampled case, before rendering."""
+    les = case.lesion
+    if field == "Diagnosis":
+        return (case.diagnosis,)
+    if les is None or (field == "Vascularity" and not case.doppler):
+        return ()
+    v = getattr(les, _TRUTH_KEY[field])
+    return tuple(v) if isinstance(v, tuple) else (() if v is None else (v,))
+
+
+def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: int = 128,
+                     tile: int = 160, max_cases: int = 40000) -> np.ndarray:
+    """RGB grid with one row per value of ``field`` (``per_value`` frames of different cases
+    whose rendered lesion has that value), each tile the region crop resized to the model's
+    ``input_size`` and shown enlarged: what a model of that input size gets to see."""
+    import cv2
+
+    from usclip_sdk import taxonomy as tx
+
+    from .synth.case import sample_case
+    from .synth.render import render_view
+
+    if field not in _TRUTH_KEY:
+        raise ValueError(f"field: expected one of {list(_TRUTH_KEY)}, found {field!r}")
+    values = tx.dimension(field).values
+    rows: dict[str, list] = {v: [] for v in values}
+    rng = np.random.default_rng(seed)
+    for i in range(max_cases):
+        if all(len(r) >= per_value for r in rows.values()):
+            break
+        case = sample_case(rng, f"d{i}")
+        want = [v for v in _truth(case, field) if len(rows[v]) < per_value]
+        if not want:
+            continue
+        f = render_view(case, 0, seed + i, size=(256, 256))
+        x0, y0, x1, y1 = f.params["region_box"]
+        crop = cv2.resize(f.image[y0:y1, x0:x1], (input_size, input_size), interpolation=cv2.INTER_AREA)
+        rows[want[0]].append((crop, [_a(want[0]), f.params["organ"]]))
+    images, captions = [], []
+    for v in values:  # short rows (a value the sampler rarely draws) are padded with blanks
+        got = rows[v] + [(np.zeros((input_size, input_size, 3), np.uint8), [_a(v), "(not drawn)"])] * (
+            per_value - len(rows[v]))
+        images += [g[0] for g in got]
+        captions += [g[1] for g in got]
+    return grid(images, captions, per_value, (tile, tile), text_rows=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write a contact sheet of synthetic ultrasound frames.")
     ap.add_argument("--out", required=True, help="PNG file to write")
     ap.add_argument("--n", type=int, default=24, help="number of frames")
     ap.add_argument("--seed", type=int, default=0, help="random seed of the cases")
     ap.add_argument("--cols", type=int, default=6, help="tiles per row")
+    ap.add_argument("--descriptor", help="one row per value of this field (e.g. Shape), model input crops")
+    ap.add_argument("--input-size", type=int, default=128, help="model input size of --descriptor tiles")
     a = ap.parse_args(argv)
+    if a.descriptor:
+        print(write_png(descriptor_sheet(a.descriptor, a.cols, a.seed, a.input_size), a.out))
+        return 0
     print(write_png(synth_contact_sheet(a.n, a.seed, a.cols), a.out))
     return 0
 

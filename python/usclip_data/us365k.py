@@ -3,7 +3,8 @@
 Layout (as the release distributes it): ``images.zip`` or ``images/``; ``train.jsonl``,
 ``valid.jsonl``, ``test.jsonl`` with one ``{"image": <file name>, "caption": <report>}`` per
 line; ``full_data.json``, a list of ``{"media_name", <nine label fields>}`` records whose
-fields are a string, a list of strings, or absent.
+fields are a string or a list of strings (empty when untagged); an absent field (older
+writers) reads as untagged too.
 
 ``US365K(root, split)`` yields ``Sample(image_path, caption, labels)``; labels come from
 ``taxonomy.parse_record`` (all nine fields, empty tuples where untagged). Images are found in

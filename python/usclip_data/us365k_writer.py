@@ -4,13 +4,16 @@ Layout written under ``out_dir`` (the first four are the US-365K release's own f
 
 - ``images/<media_name>``: PNG frames, ``media_name = "case{i:06d}_v{view}.png"``;
 - ``train.jsonl`` / ``valid.jsonl`` / ``test.jsonl``: ``{"image", "caption"}`` per line;
-- ``full_data.json``: a list of ``{"media_name", <nine fields>}``; a field is a string (one
-  tag), a list (several tags) or omitted (unlabelled), like the release;
+- ``full_data.json``: a list of ``{"media_name", <nine fields>}``; every record carries all
+  nine fields, each a string (one tag) or a list (several tags; empty when unlabelled), as
+  the release's documentation describes its records;
 - ``masks/<media_name>``: the true imaging-region mask of each frame, PNG, 255 inside the
   image sector and 0 on the scanner screen around it (scores region detection);
 - ``cases.jsonl``: one line per image with its case id, view, split and the renderer's
   JSON parameters (what the labels must agree with);
-- ``dataset.json``: how it was made (seed, counts, size, splits, taxonomy version).
+- ``dataset.json``: how it was made (seed, counts, size, splits, taxonomy version) and which
+  label values it holds: ``label_values`` (field -> value -> images) for the whole set and
+  ``label_values_per_split``, so a model trained on it can declare what it has seen.
 
 Every random choice of case ``i`` comes from ``SeedSequence(seed, spawn_key=(i,))``, so the
 files do not depend on the worker count or on scheduling, and a data set of n cases holds the
@@ -83,11 +86,18 @@ def _record(name: str, labels: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     rec: dict[str, Any] = {"media_name": name}
     for f in tx.FIELDS:
         vals = tuple(labels.get(f, ()))
-        if len(vals) == 1:
-            rec[f] = vals[0]
-        elif vals:
-            rec[f] = list(vals)
+        rec[f] = vals[0] if len(vals) == 1 else list(vals)  # [] when the report has no tag
     return rec
+
+
+def _value_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Sum field -> value -> count tables; values in the taxonomy's canonical order."""
+    out = {}
+    for f in tx.FIELDS:
+        seen = {v for p in parts for v in p[f]}
+        order = [v for v in tx.dimension(f).values if v in seen] + sorted(seen - set(tx.dimension(f).values))
+        out[f] = {v: sum(p[f].get(v, 0) for p in parts) for v in order}
+    return out
 
 
 def _jsonable(o: Any) -> Any:
@@ -212,12 +222,17 @@ class _Tables:
         self.out, self.split_of = out, split_of
         self.fh = {n: open(out / (n + ".tmp"), "w", encoding="utf-8") for n in _TABLES}
         self.per_split = {s: 0 for s in SPLITS}
+        self.values = {s: {f: {} for f in tx.FIELDS} for s in SPLITS}  # split -> field -> value -> n
         self.n = 0
 
     def add(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
             split = self.split_of[int(rec["case_id"][4:])]
             self.per_split[split] += 1
+            for f in tx.FIELDS:
+                counts = self.values[split][f]
+                for v in rec["labels"].get(f, ()):
+                    counts[v] = counts.get(v, 0) + 1
             self.fh[f"{split}.jsonl"].write(json.dumps(
                 {"image": rec["media_name"], "caption": rec["caption"]}, ensure_ascii=False) + "\n")
             # One record per line: greppable, and the reader can name the line of a bad record.
@@ -297,6 +312,8 @@ def write_dataset(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
             "n_cases": int(n_cases), "n_images": tables.n, "views_per_case": list(views),
             "size": None if size_t is None else list(size_t), "splits": list(splits),
             "cases_per_split": {s: split_of.count(s) for s in SPLITS},
-            "images_per_split": per_split, "taxonomy_version": tx.TAXONOMY_VERSION}
+            "images_per_split": per_split, "taxonomy_version": tx.TAXONOMY_VERSION,
+            "label_values": _value_counts([tables.values[s] for s in SPLITS]),
+            "label_values_per_split": {s: _value_counts([tables.values[s]]) for s in SPLITS}}
     (out / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return WriteSummary(str(out), int(n_cases), tables.n, per_split, seconds, workers)

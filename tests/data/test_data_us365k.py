@@ -81,9 +81,9 @@ def test_round_trip_layout_labels_masks(tmp_path):
         assert (tmp_path / name).is_file()
     full = json.loads((tmp_path / "full_data.json").read_text())
     assert len(full) == s.n_images
-    multi = [r for r in full if isinstance(r.get("Shape"), list)]
+    multi = [r for r in full if isinstance(r["Shape"], list) and r["Shape"]]
     assert multi and all(len(r["Shape"]) >= 2 for r in multi)  # list only when multi-tag
-    assert all("Margins" not in r for r in full)  # unlabelled fields are omitted
+    assert all(r["Margins"] == [] for r in full)  # unlabelled fields: an empty list, not omitted
     cases = {json.loads(l)["media_name"]: json.loads(l) for l in open(tmp_path / "cases.jsonl")}
     seen = 0
     for split in ("train", "valid", "test"):
@@ -245,3 +245,48 @@ def test_renderer_failure_names_the_case_and_leaves_no_tables(tmp_path):
         write_dataset(tmp_path, 4, 0, (1, 1), (32, 32), 1, progress=False,
                       sampler=fake_sample_case, renderer=failing_render_view)
     assert not list(tmp_path.glob("*.json*"))  # no half-written tables, no temp files
+
+
+# The record shape of the release, from its documentation (../shared/reference/ultrasound-clip.md):
+# "full_data.json: a list of records, each with media_name plus the nine label fields below,
+# each a string or a list of strings (an image can carry several tags in one dimension, or none)".
+# Written out here by hand, not taken from our reader or from taxonomy.FIELDS.
+RELEASE_FIELDS = ("Diagnosis", "Body_system_level", "Organ_level", "Shape", "Margins", "Echogenicity",
+                  "InternalCharacteristics", "PosteriorAcoustics", "Vascularity")
+
+
+def test_every_record_has_media_name_and_the_nine_fields(tmp_path):
+    _write(tmp_path)
+    full = json.loads((tmp_path / "full_data.json").read_text())
+    assert full
+    for rec in full:
+        assert list(rec) == ["media_name", *RELEASE_FIELDS]  # exactly these keys, in this order
+        assert isinstance(rec["media_name"], str) and rec["media_name"].endswith(".png")
+        for f in RELEASE_FIELDS:
+            v = rec[f]
+            assert isinstance(v, str) and v or isinstance(v, list) and all(isinstance(t, str) for t in v), (f, v)
+            assert not (isinstance(v, list) and len(v) == 1)  # one tag is written as a string
+    assert any(rec["Margins"] == [] for rec in full)  # "or none": the empty list
+
+
+def test_reader_takes_both_omitted_and_empty_fields(tmp_path):
+    recs = [{"media_name": "a.png", "Diagnosis": "cyst", "Organ_level": "Liver"},
+            {"media_name": "b.png", **{f: [] for f in RELEASE_FIELDS}, "Diagnosis": "cyst",
+             "InternalCharacteristics": ["septations", "cystic components"]}]
+    (tmp_path / "full_data.json").write_text(json.dumps(recs))
+    got = read_full_data(tmp_path / "full_data.json")
+    assert got["a.png"]["Margins"] == () == got["b.png"]["Margins"]
+    assert got["a.png"]["Diagnosis"] == ("cyst",) == got["b.png"]["Diagnosis"]
+    assert set(got["b.png"]["InternalCharacteristics"]) == {"septations", "cystic components"}
+
+
+def test_dataset_json_counts_the_label_values_it_holds(tmp_path):
+    _write(tmp_path)
+    meta = json.loads((tmp_path / "dataset.json").read_text())
+    full = json.loads((tmp_path / "full_data.json").read_text())
+    for f in RELEASE_FIELDS:
+        tags = [t for r in full for t in ([r[f]] if isinstance(r[f], str) else r[f])]
+        assert meta["label_values"][f] == {v: tags.count(v) for v in set(tags)}
+        per_split = sum(meta["label_values_per_split"][s].get(f, {}).get(v, 0)
+                        for s in ("train", "valid", "test") for v in set(tags))
+        assert per_split == len(tags)

@@ -30,11 +30,13 @@ def test_shallow_gallbladder_views_render() -> None:
     # Case r71 of `bench/region_score.py --seed 0` (depth 102 mm, view 1) raised before the fix.
     rng = np.random.default_rng(0)
     shallow = []
-    for i in range(200):
+    for i in range(5000):  # sampling only (fast) until a few shallow gallbladder cases turn up
         case = sample_case(rng, f"r{i}")
         view, seed = int(rng.integers(0, 4)), int(rng.integers(1 << 30))
         if case.organ_model == "gallbladder" and case.depth_mm < 105:
             shallow.append((case, view, seed))
+            if len(shallow) == 3:
+                break
     assert len(shallow) >= 2
     for case, view, seed in shallow:
         frame = render_view(case, view, seed, size=(160, 200))

@@ -26,7 +26,7 @@ def test_plausibility_rules_hold(cases: list[CaseSpec]) -> None:
         assert c.labels["Body_system_level"] == (taxonomy.system_of(c.organ),)
         assert c.labels["Diagnosis"] == (c.diagnosis,)
         assert c.probe == ORGAN_MODELS[c.organ_model].probe
-        lo, hi = {"linear": (7, 15), "convex": (2, 5), "phased": (2, 4)}[c.probe]
+        lo, hi = ORGAN_MODELS[c.organ_model].f0_mhz or {"linear": (7, 15), "convex": (2, 5), "phased": (2, 4)}[c.probe]
         assert lo <= c.f0_mhz <= hi
         l = c.lesion
         if c.diagnosis == "normal appearance":

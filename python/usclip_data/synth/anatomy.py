@@ -1,9 +1,10 @@
 """Organ backgrounds as echogenicity / attenuation / flow maps on the tissue canvas.
 
-Each ``draw_<key>`` paints one recognisable scan (liver with vessels and diaphragm, kidney with
-bright sinus, thyroid with trachea shadow, breast layers, ...) and sets ``canvas.site``, the
-place a lesion of that organ sits. Relative echogenicity: 1 = reference parenchyma; fat and
-muscle darker, fibrous/fatty structures (renal sinus, capsules, fascia) brighter, fluid ~0.
+Each ``draw_<key>`` (here and in ``anatomy_extended``) paints one recognisable scan
+(liver with vessels and diaphragm, kidney with bright sinus, thyroid with trachea shadow,
+breast layers, ...) and sets ``canvas.site``, the place a lesion of that organ sits.
+Relative echogenicity: 1 = reference parenchyma; fat and muscle darker, fibrous/fatty
+structures (renal sinus, capsules, fascia) brighter, fluid ~0.
 Strongly attenuating structures (bone, air, tracheal cartilage) shadow through the physics.
 """
 from __future__ import annotations
@@ -172,7 +173,15 @@ def draw_pleura(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
     lung = c.layer(pl + 1.5, 1e9, 0.25, atten=1.5)
     for k in range(1, 5):  # A-lines: reverberations of the pleura at multiples of its depth
         c.echo[(lung > 0) & (np.abs(c.face_depth - pl * (k + 1)) < 1.2)] = 1.6 / k
+    if has_lesion:  # fluid displaces the lung: it floats on compressed, airless (tissue-like) lung
+        _consolidated_lung(c, rng, pl + 1.5, pl + 1.5 + 0.45 * (D - pl))
     c.site = Site(0.0, pl + 22, (xmax - xmin) * 0.2, 8.0, 1.0)
+
+
+def _consolidated_lung(c: Canvas, rng: np.random.Generator, top: float, bottom: float) -> None:
+    """Airless lung (hepatisation): liver-like tissue in place of the air artefacts."""
+    m = c.layer(top, bottom, 0.9)
+    c.texture(m, rng, 0.25, grain=14)
 
 
 def draw_testis(c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:
@@ -308,6 +317,13 @@ ANATOMY: dict[str, Callable[[Canvas, np.random.Generator, bool], None]] = {
     "breast": draw_breast, "soft_tissue": draw_soft_tissue, "artery": draw_artery,
     "heart": draw_heart,
 }
+
+
+# The organ models added for taxonomy coverage live in their own module (which imports the
+# helpers above, hence the import here, after them).
+from .anatomy_extended import EXTENDED_ANATOMY  # noqa: E402
+
+ANATOMY.update(EXTENDED_ANATOMY)
 
 
 def draw_anatomy(key: str, c: Canvas, rng: np.random.Generator, has_lesion: bool) -> None:

@@ -38,6 +38,7 @@ class OrganModel:
     depth_mm: tuple[float, float]
     diagnoses: dict[str, float]  # diagnosis -> sampling weight
     lesion_mm: tuple[float, float] = (6.0, 30.0)  # lesion long-axis range
+    f0_mhz: tuple[float, float] | None = None  # centre frequency range; None: the probe family's
 
 
 _N = "normal appearance"
@@ -70,6 +71,43 @@ ORGAN_MODELS: dict[str, OrganModel] = {m.key: m for m in (
                {"nodule": 1, _N: 2}, (4, 12)),
     OrganModel("heart", "Heart and mediastinum", "phased", (130, 180),
                {"mass": 1, "fluid collection": 1, _N: 3}, (10, 30)),
+    # Added for taxonomy coverage (anatomy_extended.py): every body system, 32 organs.
+    OrganModel("pancreas", "Pancreas", "convex", (110, 160),
+               {"mass": 2, "cyst": 1.5, "nodule": 0.5, "fluid collection": 0.7, _N: 2}, (10, 40)),
+    OrganModel("spleen", "Spleen", "convex", (100, 150),
+               {"cyst": 1.5, "nodule": 1.5, "mass": 1, "fluid collection": 0.5, _N: 2}, (8, 35)),
+    OrganModel("great_vessels", "Retroperitoneum and great vessels", "convex", (110, 170),
+               {"mass": 1.5, "fluid collection": 1, "nodule": 0.5, _N: 2}, (10, 40)),
+    OrganModel("appendix", "Appendix", "linear", (35, 55),
+               {"fluid collection": 2, "mass": 1, "nodule": 0.5, _N: 2}, (8, 30), (5.0, 9.0)),
+    OrganModel("abdominal_wall", "Abdominal wall", "linear", (30, 50),
+               {"mass": 1.5, "fluid collection": 1.5, "cyst": 0.7, "nodule": 1, _N: 1.5}, (8, 30)),
+    OrganModel("penis", "Penis and perineum", "linear", (25, 40),
+               {"nodule": 1.5, "mass": 0.7, "fluid collection": 0.5, _N: 2}, (4, 15)),
+    OrganModel("salivary", "Salivary glands", "linear", (30, 45),
+               {"nodule": 2, "mass": 1.5, "cyst": 1, _N: 2}, (5, 25)),
+    OrganModel("ocular", "Ocular", "linear", (35, 50),
+               {"mass": 1.5, "fluid collection": 1, "nodule": 0.5, _N: 2}, (4, 15)),
+    OrganModel("axilla", "Axilla", "linear", (30, 50),
+               {"nodule": 2, "mass": 1.5, "fluid collection": 0.7, "cyst": 0.5, _N: 2}, (6, 25)),
+    OrganModel("shoulder", "Shoulder", "linear", (30, 50),
+               {"fluid collection": 2, "cyst": 0.7, "mass": 0.7, _N: 2}, (6, 25)),
+    OrganModel("knee", "Knee", "linear", (30, 50),
+               {"cyst": 2, "fluid collection": 2, "mass": 0.5, _N: 2}, (8, 35)),
+    OrganModel("nerve", "Peripheral nerves", "linear", (25, 40),
+               {"mass": 1.5, "nodule": 1, _N: 2}, (5, 20)),
+    OrganModel("pulmonary", "Pulmonary", "convex", (100, 160),
+               {"mass": 1, "nodule": 0.7, "fluid collection": 0.7, _N: 2}, (10, 40)),
+    OrganModel("neonatal_brain", "Neonatal brain and spine", "convex", (70, 100),
+               {"cyst": 2, "fluid collection": 1.5, "mass": 0.5, _N: 2}, (5, 25), (5.0, 8.0)),
+    OrganModel("infant_hip", "Infant hip and knee", "linear", (35, 50),
+               {"fluid collection": 1.5, "cyst": 0.5, _N: 3}, (5, 20)),
+    OrganModel("pediatric_kidney", "Pediatric urinary tract", "convex", (70, 110),
+               {"cyst": 2, "mass": 1, "nodule": 0.5, _N: 2}, (6, 30), (4.0, 7.0)),
+    OrganModel("vein", "Peripheral veins", "linear", (25, 40),
+               {"nodule": 1, "fluid collection": 0.5, _N: 2}, (4, 14)),
+    OrganModel("fistula", "Dialysis fistula", "linear", (25, 40),
+               {"fluid collection": 1, "nodule": 0.5, "mass": 0.5, _N: 2}, (5, 20)),
 )}
 
 
@@ -80,6 +118,10 @@ class LesionSpec:
     ``posterior`` is None when there is no posterior feature; ``vascularity`` is the true flow
     level (shown only where the case has Doppler on). ``center`` is (lateral, depth) as
     fractions of the organ's lesion site; ``size_mm`` is (long axis, short axis).
+    ``extent`` > 0: the long axis as drawn is this fraction of the field of view's smaller
+    side (``size_mm`` then only fixes the aspect ratio): a sonographer sets depth and zoom so
+    the lesion under study fills a good part of the frame, which is what makes its shape,
+    margins and contents readable at the model's input size. 0 draws ``size_mm`` as is.
     """
 
     diagnosis: str
@@ -93,6 +135,7 @@ class LesionSpec:
     center: tuple[float, float]
     angle_deg: float
     seed: int
+    extent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -132,8 +175,13 @@ _SHAPE = {
     "cyst": {"round": 4, "oval": 5, "lobulated": 1},
     "nodule": {"round": 2, "oval": 4, "nodular": 2, "lobulated": 1.5, "irregular": 1.5},
     "mass": {"irregular": 4, "lobulated": 3, "oval": 1.5, "round": 1, "nodular": 1},
-    "fluid collection": {"irregular": 3, "flattened": 3, "tubular/linear": 2, "oval": 1},
+    # No oval/round collections: an oval anechoic well-defined collection is a cyst by sight.
+    "fluid collection": {"irregular": 3, "flattened": 3, "tubular/linear": 2},
 }
+# Long axis as a fraction of the field's smaller side: a mass is big, a nodule is small (the
+# size is what tells them apart on a frame; the two ranges do not overlap).
+_EXTENT = {"nodule": (0.24, 0.33), "cyst": (0.26, 0.4), "mass": (0.44, 0.56),
+           "fluid collection": (0.38, 0.55)}
 _MARGINS = {"cyst": {"well-defined": 1.0},
             "nodule": {"well-defined": 6, "ill-defined/indistinct": 4},
             "mass": {"well-defined": 3, "ill-defined/indistinct": 7},
@@ -160,8 +208,8 @@ def _internal(rng: np.random.Generator, dx: str, echo: str) -> tuple[str, ...]:
         return ("complex cystic solid",)
     if echo == "mixed echogenicity":
         base = _choice(rng, {"mixed cystic and solid mass": 3, "complex cystic solid": 2})
-    else:
-        base = _choice(rng, {"solid components": 8, "mixed cystic and solid mass": 1})
+    else:  # a lesion with cystic parts is of mixed echogenicity by sight: solid only here
+        base = "solid components"
     tags = [base]
     # Calcification is common in solid nodules/masses of thyroid or breast type (hypo/mixed).
     if echo in ("hypoechoic", "mixed echogenicity", "isoechoic") and rng.random() < 0.3:
@@ -189,8 +237,8 @@ def _lesion(rng: np.random.Generator, model: OrganModel, dx: str) -> LesionSpec:
     posterior = _posterior(rng, dx, echo, internal)
     lo, hi = model.lesion_mm
     long_axis = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    ratio = {"round": (0.85, 1.0), "oval": (0.5, 0.72), "tubular/linear": (0.18, 0.3),
-             "flattened": (0.22, 0.38)}.get(shape, (0.6, 0.95))
+    ratio = {"round": (0.9, 1.0), "oval": (0.45, 0.64), "tubular/linear": (0.17, 0.25),
+             "flattened": (0.32, 0.45)}.get(shape, (0.6, 0.95))
     short_axis = long_axis * float(rng.uniform(*ratio))
     return LesionSpec(
         diagnosis=dx, shape=shape, margins=margins, echogenicity=echo, internal=internal,
@@ -198,7 +246,7 @@ def _lesion(rng: np.random.Generator, model: OrganModel, dx: str) -> LesionSpec:
         size_mm=(round(long_axis, 2), round(short_axis, 2)),
         center=(float(rng.uniform(-0.35, 0.35)), float(rng.uniform(0.3, 0.7))),
         angle_deg=float(rng.uniform(-20, 20)) if shape != "round" else 0.0,
-        seed=int(rng.integers(0, 2**31 - 1)))
+        seed=int(rng.integers(0, 2**31 - 1)), extent=round(float(rng.uniform(*_EXTENT[dx])), 3))
 
 
 def _labels(rng: np.random.Generator, model: OrganModel, lesion: LesionSpec | None,
@@ -240,7 +288,7 @@ def sample_case(rng: np.random.Generator, case_id: str) -> CaseSpec:
     dx = _choice(rng, model.diagnoses)
     lesion = None if dx == "normal appearance" else _lesion(rng, model, dx)
     doppler = lesion is not None and rng.random() < 0.45
-    f_lo, f_hi = PROBES[model.probe]["f0"]
+    f_lo, f_hi = model.f0_mhz or PROBES[model.probe]["f0"]
     return CaseSpec(
         case_id=str(case_id), organ_model=key, organ=model.organ,
         system=taxonomy.system_of(model.organ), probe=model.probe,

@@ -83,14 +83,29 @@ class ScanGeometry:
                 "half_angle_deg": round(float(np.degrees(self.half_angle)), 2)}
 
 
+def _half_angle_for_aspect(radius_mm: float, depth_mm: float, aspect: float) -> float:
+    """Half-angle whose fan has bounding-box width / height = ``aspect`` (fixed point)."""
+    h = 0.5
+    for _ in range(8):
+        height = depth_mm + radius_mm * (1.0 - np.cos(h))
+        h = float(np.arcsin(min(0.99, aspect * height / (2.0 * (radius_mm + depth_mm)))))
+    return h
+
+
 def make_geometry(probe: str, depth_mm: float, rng: np.random.Generator) -> ScanGeometry:
-    """A plausible field of view for the probe family."""
+    """A plausible field of view for the probe family.
+
+    Field width (linear) and sector width (convex, phased) are scanner controls a sonographer
+    narrows to the target; they are set so the field's bounding box is 1.0-1.12 times as wide
+    as it is tall. The model's input stretches that box to a square, so a near-square field
+    keeps a round lesion round and an oval one oval at the model's input.
+    """
+    aspect = float(rng.uniform(1.0, 1.12))
     if probe == "linear":
-        return ScanGeometry("linear", depth_mm, width_mm=float(rng.uniform(36, 50)))
+        return ScanGeometry("linear", depth_mm, width_mm=float(np.clip(depth_mm * aspect, 25.0, 60.0)))
     if probe == "convex":
-        return ScanGeometry("convex", depth_mm, radius_mm=float(rng.uniform(40, 60)),
-                            half_angle=float(np.radians(rng.uniform(30, 37))))
+        r = float(rng.uniform(40, 60))
+        return ScanGeometry("convex", depth_mm, radius_mm=r, half_angle=_half_angle_for_aspect(r, depth_mm, aspect))
     if probe == "phased":
-        return ScanGeometry("phased", depth_mm, radius_mm=0.0,
-                            half_angle=float(np.radians(rng.uniform(38, 45))))
+        return ScanGeometry("phased", depth_mm, radius_mm=0.0, half_angle=float(np.arcsin(aspect / 2.0)))
     raise ValueError(f"probe: expected 'linear', 'convex' or 'phased', found {probe!r}")
