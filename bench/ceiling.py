@@ -237,9 +237,9 @@ def main() -> int:
             print(f"  {f:34s} {r['accuracy']:8.3f} {r['majority_baseline']:9.3f} "
                   f"{r['mean_class_recall']:7.3f} {r['n_test']:5d}{'' if r['meets_goal'] else '  < goal'}")
         del xtr, xte
-    out["total_seconds"] = round(time.perf_counter() - t0, 1)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+        out["total_seconds"] = round(time.perf_counter() - t0, 1)
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)  # after each size: a long run keeps what it has
+        Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     print("wrote", a.json, f"({out['total_seconds']} s)")
     return 0
 

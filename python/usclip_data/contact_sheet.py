@@ -22,7 +22,7 @@ import numpy as np
 from .sample import Sample
 
 __all__ = ["grid", "write_png", "contact_sheet", "tile_text", "synth_contact_sheet", "synth_tile_text",
-           "descriptor_sheet", "main"]
+           "descriptor_sheet", "organ_sheet", "main"]
 
 # Fields shown under each tile, in order, with short names (the tile is small).
 _SHOWN = (("Organ_level", ""), ("Diagnosis", ""), ("Echogenicity", "echo"), ("Shape", "shape"),
@@ -187,10 +187,11 @@ def _truth(case, field: str) -> tuple[str, ...]:
 
 
 def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: int = 128,
-                     tile: int = 160, max_cases: int = 40000) -> np.ndarray:
+                     tile: int | None = None, max_cases: int = 40000) -> np.ndarray:
     """RGB grid with one row per value of ``field`` (``per_value`` frames of different cases
     whose rendered lesion has that value), each tile the region crop resized to the model's
-    ``input_size`` and shown enlarged: what a model of that input size gets to see."""
+    ``input_size`` (shown at ``tile`` px, default the input size): what a model of that input
+    size gets to see."""
     import cv2
 
     from usclip_sdk import taxonomy as tx
@@ -220,7 +221,33 @@ def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: 
             per_value - len(rows[v]))
         images += [g[0] for g in got]
         captions += [g[1] for g in got]
+    tile = tile or input_size
     return grid(images, captions, per_value, (tile, tile), text_rows=2)
+
+
+def organ_sheet(seed: int = 0, input_size: int = 128, cols: int = 8, max_cases: int = 20000) -> np.ndarray:
+    """One normal-appearance frame per organ model (model input crops, in taxonomy order)."""
+    import cv2
+
+    from usclip_sdk import taxonomy as tx
+
+    from .synth.case import ORGAN_MODELS, sample_case
+    from .synth.render import render_view
+
+    got: dict[str, tuple[np.ndarray, list[str]]] = {}
+    rng = np.random.default_rng(seed)
+    for i in range(max_cases):
+        if len(got) == len(ORGAN_MODELS):
+            break
+        case = sample_case(rng, f"o{i}")
+        if case.lesion is not None or case.organ in got:
+            continue
+        f = render_view(case, 0, seed + i, size=(256, 256))
+        x0, y0, x1, y1 = f.params["region_box"]
+        crop = cv2.resize(f.image[y0:y1, x0:x1], (input_size, input_size), interpolation=cv2.INTER_AREA)
+        got[case.organ] = (crop, [case.organ[:24], f"{case.probe} {case.f0_mhz:.1f}MHz {case.depth_mm:.0f}mm"])
+    order = [o for o in tx.organs() if o in got]
+    return grid([got[o][0] for o in order], [got[o][1] for o in order], cols, (input_size, input_size), text_rows=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cols", type=int, default=6, help="tiles per row")
     ap.add_argument("--descriptor", help="one row per value of this field (e.g. Shape), model input crops")
     ap.add_argument("--input-size", type=int, default=128, help="model input size of --descriptor tiles")
+    ap.add_argument("--organs", action="store_true", help="one normal frame per organ model, model input crops")
     a = ap.parse_args(argv)
+    if a.organs:
+        print(write_png(organ_sheet(a.seed, a.input_size, a.cols), a.out))
+        return 0
     if a.descriptor:
         print(write_png(descriptor_sheet(a.descriptor, a.cols, a.seed, a.input_size), a.out))
         return 0

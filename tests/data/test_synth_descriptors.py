@@ -87,3 +87,13 @@ def test_lesion_fills_a_readable_part_of_the_model_input() -> None:
         bx0, bx1, by0, by1 = f.params["lesion"]["bbox_mm"]
         mm = f.params["mm_per_px"]
         assert (bx1 - bx0) / mm / (x1 - x0) * 128 > 25 and (by1 - by0) / mm / (y1 - y0) * 128 > 25, organ
+
+
+def test_descriptor_sheet_has_one_row_per_value() -> None:
+    from usclip_data.contact_sheet import descriptor_sheet
+
+    sheet = descriptor_sheet("PosteriorAcoustics", per_value=2, input_size=64)
+    cell_h = 64 + 2 * 13 + 6  # tile + two caption lines (contact_sheet.grid)
+    assert sheet.shape == (2 * cell_h, 2 * 64, 3)  # enhancement, shadowing: two rows of two
+    with pytest.raises(ValueError, match="Organ_level"):
+        descriptor_sheet("Organ_level")
