@@ -65,7 +65,8 @@ def main(argv=None) -> int:
                      "speedup": t_naive / t_ours, "rank_mismatches": mismatches, "same_ranks": same,
                      "naive_extra_mb": 3 * n * n * 8 / 2**20,  # sim + two int64 orders
                      "usclip_extra_mb": 1024 * n * 5 / 2**20})  # float32 chunk + bool mask
-    print(f"{'n':>7} {'naive s':>9} {'usclip s':>9} {'speed-up':>9} {'rank diffs':>10} {'naive MB':>9} {'usclip MB':>9}")
+    print(f"{'n':>7} {'naive s':>9} {'usclip s':>9} {'speed-up':>9} {'rank diffs':>10} "
+          f"{'naive MB':>9} {'usclip MB':>9}")
     for r in rows:
         print(f"{r['n']:>7} {r['naive_s']:>9.2f} {r['usclip_s']:>9.2f} {r['speedup']:>8.1f}x "
               f"{r['rank_mismatches']:>10} {r['naive_extra_mb']:>9.0f} {r['usclip_extra_mb']:>9.0f}")

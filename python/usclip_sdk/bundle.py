@@ -240,7 +240,8 @@ class Bundle:
     def file(self, rel: str) -> Path:
         """Local path of a manifest-listed file (only listed, verified files are reachable)."""
         if rel not in self.manifest.files:
-            raise BundleError(f"bundle file {rel!r}: not listed in manifest.json; listed: {sorted(self.manifest.files)}")
+            raise BundleError(f"bundle file {rel!r}: not listed in manifest.json; "
+                              f"listed: {sorted(self.manifest.files)}")
         return _inside(self.root, rel)
 
     def precisions(self, tower: str = "image") -> tuple[str, ...]:

@@ -91,7 +91,9 @@ class TextSpec:
     tokenizer: str  # path of a HF tokenizers tokenizer.json
     context_length: int
     pad_id: int
-    clean: str  # text cleaning before tokenizing: "none" (usclip's TextTokenizer) | open_clip's "whitespace" | "lower" | "canonicalize"
+    # text cleaning before tokenizing: "none" (usclip's TextTokenizer) | open_clip's
+    # "whitespace" | "lower" | "canonicalize"
+    clean: str
     padding: str  # "max_length": pad to context_length; the mask input makes "longest" equivalent
     inputs: tuple[TensorSpec, ...]
     output: str
@@ -243,7 +245,8 @@ def _taxonomy(v: Any) -> TaxonomyInfo:
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
             raise BundleError(f"manifest taxonomy.class_names[{i}]: expected [field, value], found {pair!r}")
         names.append((pair[0], pair[1]))
-    sizes = tuple(_typed(x, int, "taxonomy.group_sizes[]") for x in _typed(t["group_sizes"], list, "taxonomy.group_sizes"))
+    sizes = tuple(_typed(x, int, "taxonomy.group_sizes[]")
+                  for x in _typed(t["group_sizes"], list, "taxonomy.group_sizes"))
     if sum(sizes) != len(names):
         raise BundleError(f"manifest taxonomy: group_sizes sum to {sum(sizes)}, class_names has {len(names)}")
     templates = {k: _str_list(x, f"taxonomy.prompt_templates.{k}")

@@ -86,7 +86,8 @@ def _dataset():
         labels["Diagnosis"] = (d,)
         shown = [("Diagnosis", diags[(i + 1) % 5] if i == 11 else d)]
         if i < 6:
-            m = ("well-defined", "ill-defined/indistinct") if i == 0 else (("well-defined",) if i % 2 else ("ill-defined/indistinct",))
+            one = ("well-defined",) if i % 2 else ("ill-defined/indistinct",)
+            m = ("well-defined", "ill-defined/indistinct") if i == 0 else one
             labels["Margins"] = m
             shown.append(("Margins", m[-1]))
         v = sum(BASIS[s] for s in shown) + 0.3 * SPARE[:, i]  # private part: images differ

@@ -108,7 +108,8 @@ def _image_cache(cfg: RunConfig, spec: ModelSpec) -> dict | None:
     """Decoded, region-cropped frames at the model size, shared by the runs of one process."""
     if not cfg.cache_images:
         return None
-    return _IMAGE_CACHES.setdefault((str(Path(cfg.data).resolve()), spec.preprocess.region, spec.preprocess.fill_color), {})
+    key = (str(Path(cfg.data).resolve()), spec.preprocess.region, spec.preprocess.fill_color)
+    return _IMAGE_CACHES.setdefault(key, {})
 
 
 def cache_frozen_text(model: nn.Module, cache: dict | None = None, unlocked_layers: int = 0) -> dict:
@@ -423,7 +424,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
                        float(last.get("loss", float("nan"))), metrics, bad.summary())
 
 
-def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig, info: DistInfo) -> dict:
+def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig,
+                    info: DistInfo) -> dict:
     """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
     opt.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}

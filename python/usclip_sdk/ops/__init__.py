@@ -10,7 +10,8 @@ from .device import DeviceArray
 from .preprocess import preprocess
 from .similarity import SimilarityResult, similarity
 
-__all__ = ["preprocess", "similarity", "SimilarityResult", "DeviceArray", "build_info", "cuda_available", "cuda_unavailable_reason"]
+__all__ = ["preprocess", "similarity", "SimilarityResult", "DeviceArray", "build_info", "cuda_available",
+           "cuda_unavailable_reason"]
 
 
 def build_info() -> dict:

@@ -137,7 +137,8 @@ def linear_probe(train_x: np.ndarray, train_targets: Mapping[str, np.ndarray],
     """
     train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
     if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train_x/test_x: expected 2-D arrays of equal width, found {train_x.shape} and {test_x.shape}")
+        raise ValueError(f"train_x/test_x: expected 2-D arrays of equal width, found {train_x.shape} "
+                         f"and {test_x.shape}")
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
 
     def prep(a: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ __all__ = ["calibration_frames", "synthetic_frames", "folder_frames", "to_model_
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def synthetic_frames(n: int, seed: int = 0, size: tuple[int, int] = (240, 320)) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
+def synthetic_frames(n: int, seed: int = 0,
+                     size: tuple[int, int] = (240, 320)) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
     """``n`` synthetic frames as (RGB uint8, region mask, labels); seeds ``seed..seed+n-1``."""
     from usclip_data.synth import render_view, sample_case
 
