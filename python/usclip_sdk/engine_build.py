@@ -36,8 +36,8 @@ from .engine_cache import (EngineKey, GpuInfo, Profile, cache_dir_for, engine_pa
                            write_sidecar)
 from .errors import BackendUnavailableError, BundleError, EngineError
 
-__all__ = ["BuildPlan", "import_tensorrt", "api_flavour", "flavour_of", "plan_build", "adopt_engine", "input_shapes", "trtexec_command",
-           "build_engine", "ensure_engine", "JETSON_TRTEXEC"]
+__all__ = ["BuildPlan", "import_tensorrt", "api_flavour", "flavour_of", "plan_build", "adopt_engine", "input_shapes",
+           "trtexec_command", "build_engine", "ensure_engine", "JETSON_TRTEXEC"]
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,8 @@ def _trt_pin_fp32(trt: Any, network: Any, names: Sequence[str]) -> int:
     return pinned
 
 
-def _trt_config(trt: Any, builder: Any, network: Any, plan: BuildPlan, workspace_mb: int | None, cache_blob: bytes | None):
+def _trt_config(trt: Any, builder: Any, network: Any, plan: BuildPlan, workspace_mb: int | None,
+                cache_blob: bytes | None):
     config = builder.create_builder_config()
     if workspace_mb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)

@@ -41,7 +41,8 @@ class Profile:
 
     def __post_init__(self) -> None:
         vals = (self.min, self.opt, self.max)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals) or not 1 <= self.min <= self.opt <= self.max:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in vals)
+        if not ints or not 1 <= self.min <= self.opt <= self.max:
             raise ValueError(f"batch profile: expected integers 1 <= MIN <= OPT <= MAX, found {vals}")
 
     def __str__(self) -> str:
@@ -166,7 +167,8 @@ def lookup(cache_dir: str | os.PathLike, key: EngineKey) -> tuple[Path | None, l
         diffs = _differences(data.get("key", {}), key)
         if data.get("sidecar_version") != SIDECAR_VERSION:
             diffs.append(f"sidecar_version: cached {data.get('sidecar_version')!r}, needed {SIDECAR_VERSION}")
-        if not diffs and (path.stat().st_size != data.get("engine_size") or sha256_file(path) != data.get("engine_sha256")):
+        if not diffs and (path.stat().st_size != data.get("engine_size")
+                          or sha256_file(path) != data.get("engine_sha256")):
             diffs.append(f"{path.name}: engine file does not match its sidecar sha256 (modified or truncated)")
         return (None, diffs) if diffs else (path, [])
     if path.is_file():

@@ -162,7 +162,8 @@ def test_plan_strongly_typed_uses_typed_onnx(bundle):
         plan = plan_build(bundle, "image", prec, Profile(1, 1, 4), "strongly_typed")
         assert plan.onnx_path.name == name and plan.flags == () and plan.fp32_layers == ()
     text = plan_build(bundle, "text", "fp16", Profile(1, 2, 4), "strongly_typed")
-    assert text.shapes["input_ids"] == ((1, 16), (2, 16), (4, 16)) and set(text.shapes) == {"input_ids", "attention_mask"}
+    assert text.shapes["input_ids"] == ((1, 16), (2, 16), (4, 16))
+    assert set(text.shapes) == {"input_ids", "attention_mask"}
 
 
 def test_plan_missing_variant_says_how_to_export(tmp_path):

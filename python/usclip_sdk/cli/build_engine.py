@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
             if not args.trt_version or len(towers) != 1:
                 raise ValueError("--adopt: needs --trt-version and a single --tower")
             flavour = "flags" if int(args.trt_version.split(".")[0]) <= 10 else "strongly_typed"
-            out = adopt_engine(bundle, args.adopt, towers[0], args.precision, profile, tensorrt_version=args.trt_version,
-                               gpu=_gpu(args.gpu), flavour=flavour, cache_dir=cache)
+            out = adopt_engine(bundle, args.adopt, towers[0], args.precision, profile,
+                               tensorrt_version=args.trt_version, gpu=_gpu(args.gpu), flavour=flavour,
+                               cache_dir=cache)
             print(out)
             return 0
         try:
