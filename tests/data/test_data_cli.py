@@ -119,7 +119,7 @@ def test_cli_end_to_end_real_engine(tmp_path):
     summary = json.loads(r.stdout)
     ds = US365K(out, "all")
     assert len(ds) == summary["images"] >= 6 and sheet.is_file()
-    cases = {json.loads(l)["media_name"]: json.loads(l) for l in open(out / "cases.jsonl")}
+    cases = {json.loads(line)["media_name"]: json.loads(line) for line in open(out / "cases.jsonl")}
     for s in ds:
         name = Path(s.image_path).name
         img = s.load_rgb()

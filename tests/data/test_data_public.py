@@ -47,7 +47,10 @@ def test_busi_skips_masks_and_maps_labels(tmp_path):
         BUSI(tmp_path / "only")
 
 
-def _fetal(root: Path, rows: list[str], header="Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train ") -> Path:
+_FETAL_HEADER = "Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train "
+
+
+def _fetal(root: Path, rows: list[str], header=_FETAL_HEADER) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "FETAL_PLANES_DB_data.csv").write_text("\n".join([header] + rows) + "\n", encoding="utf-8-sig")
     return root

@@ -84,7 +84,7 @@ def test_round_trip_layout_labels_masks(tmp_path):
     multi = [r for r in full if isinstance(r["Shape"], list) and r["Shape"]]
     assert multi and all(len(r["Shape"]) >= 2 for r in multi)  # list only when multi-tag
     assert all(r["Margins"] == [] for r in full)  # unlabelled fields: an empty list, not omitted
-    cases = {json.loads(l)["media_name"]: json.loads(l) for l in open(tmp_path / "cases.jsonl")}
+    cases = {json.loads(line)["media_name"]: json.loads(line) for line in open(tmp_path / "cases.jsonl")}
     seen = 0
     for split in ("train", "valid", "test"):
         ds = US365K(tmp_path, split)
@@ -139,7 +139,7 @@ def test_same_seed_same_files_for_one_and_two_workers(tmp_path):
     assert _digest(tmp_path / "c") != da
     # a smaller set with the same seed is a prefix of a larger one
     _write(tmp_path / "d", n=5)
-    names = [json.loads(l)["media_name"] for l in open(tmp_path / "d" / "cases.jsonl")]
+    names = [json.loads(line)["media_name"] for line in open(tmp_path / "d" / "cases.jsonl")]
     assert all((tmp_path / "a" / "images" / n).read_bytes() == (tmp_path / "d" / "images" / n).read_bytes()
                for n in names)
 

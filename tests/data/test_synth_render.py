@@ -28,19 +28,19 @@ def test_plausibility_rules_hold(cases: list[CaseSpec]) -> None:
         assert c.probe == ORGAN_MODELS[c.organ_model].probe
         lo, hi = ORGAN_MODELS[c.organ_model].f0_mhz or {"linear": (7, 15), "convex": (2, 5), "phased": (2, 4)}[c.probe]
         assert lo <= c.f0_mhz <= hi
-        l = c.lesion
+        les = c.lesion
         if c.diagnosis == "normal appearance":
-            assert l is None and not c.doppler
+            assert les is None and not c.doppler
             assert all(c.labels[f] == () for f in LESION_FIELDS)
             continue
-        if l.diagnosis == "cyst":
-            assert (l.echogenicity, l.posterior, l.margins, l.vascularity) == \
+        if les.diagnosis == "cyst":
+            assert (les.echogenicity, les.posterior, les.margins, les.vascularity) == \
                 ("anechoic", "enhancement", "well-defined", "no")
-            assert set(l.internal) <= {"cystic components", "septations"}
-        if "calcifications" in l.internal:
-            assert l.posterior == "shadowing"
-        if l.echogenicity == "anechoic":
-            assert l.posterior == "enhancement" and "calcifications" not in l.internal
+            assert set(les.internal) <= {"cystic components", "septations"}
+        if "calcifications" in les.internal:
+            assert les.posterior == "shadowing"
+        if les.echogenicity == "anechoic":
+            assert les.posterior == "enhancement" and "calcifications" not in les.internal
 
 
 def test_distribution_covers_the_taxonomy(cases: list[CaseSpec]) -> None:

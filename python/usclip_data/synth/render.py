@@ -166,7 +166,7 @@ def render_view(case: CaseSpec, view: int, seed: int, size: tuple[int, int] | No
     return SynthFrame(screen, region_mask, {k: tuple(v) for k, v in case.labels.items()}, params, overlay_mask)
 
 
-def _lesion_truth(l: LesionSpec) -> dict[str, Any]:
-    return {"shape": l.shape, "margins": l.margins, "echogenicity": l.echogenicity,
-            "internal": list(l.internal), "posterior": l.posterior, "vascularity": l.vascularity,
-            "size_mm": list(l.size_mm)}
+def _lesion_truth(les: LesionSpec) -> dict[str, Any]:
+    return {"shape": les.shape, "margins": les.margins, "echogenicity": les.echogenicity,
+            "internal": list(les.internal), "posterior": les.posterior, "vascularity": les.vascularity,
+            "size_mm": list(les.size_mm)}
