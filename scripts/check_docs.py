@@ -58,6 +58,7 @@ SKIP = [
     (r"^(python -m )?pip install|^python -m pip install|^git clone",
      "an install step: CI installs exactly as the README says (.ci/run steps 1-2)"),
     (r"^python -m pytest", "the test suite: CI runs it (.ci/run step 1)"),
+    (r"^ruff check", "the static checks of the source tree: CI runs them (.ci/run step 1)"),
     (r"^bash bench/gpu_check\.sh", "needs a GPU"),
     (r"<[^>]*>", "a placeholder (<...>) for a value the reader fills in"),
     (r"\[--|\s\.\.\.(\s|$)|\b(BUNDLE|CHECKPOINT|DIR|NEW_BUNDLE|RUN_DIR)\b",
