@@ -5,14 +5,13 @@ import json
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
 
-from sdk_bundle import D, make_tiny_bundle  # noqa: E402
+from sdk_bundle import D  # noqa: E402
 
 from usclip_sdk import taxonomy  # noqa: E402
 from usclip_sdk.classifier import Classifier  # noqa: E402
@@ -32,14 +31,7 @@ def screen(seed: int, h: int = 240, w: int = 320) -> np.ndarray:
     return img
 
 
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def clf(bundle_path) -> Classifier:
-    return Classifier.from_bundle(bundle_path, backend="onnxruntime", device="cpu")
+# bundle_path, clf: the tiny bundle and a Classifier on it (tests/conftest.py)
 
 
 def test_classify_returns_structured_prediction(clf):

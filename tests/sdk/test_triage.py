@@ -21,7 +21,6 @@ from usclip_sdk.quality import FrozenDetector, assess
 from usclip_sdk.region import Region, detect_region, full_region
 from usclip_sdk.triage import LESION_DESCRIPTORS, mark_applicable
 
-from sdk_bundle import make_tiny_bundle
 
 
 def scan(seed: int, h: int = 240, w: int = 320, gain: float = 90.0) -> np.ndarray:
@@ -63,14 +62,7 @@ NOT_IMAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def clf(bundle_path) -> Classifier:
-    return Classifier.from_bundle(bundle_path, backend="onnxruntime", device="cpu")
+# bundle_path, clf: the tiny bundle and a Classifier on it (tests/conftest.py)
 
 
 def _calibrated(bundle_path: Path, out: Path, *, reference=None, ood_threshold=1.0,
