@@ -27,17 +27,15 @@ import numpy as np
 from usclip_data.us365k import US365K
 from usclip_sdk import Classifier, taxonomy
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from triage_eval import auroc  # noqa: E402  (one AUROC for the bench scripts)
+
 NORMAL = "normal appearance"
 
 
 def majority(samples, field: str) -> str | None:
     counts = collections.Counter(v for s in samples for v in s.labels.get(field, ()))
     return counts.most_common(1)[0][0] if counts else None
-
-
-def auroc(pos, neg) -> float:
-    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
 def seen_anchors(clf: Classifier) -> dict[str, np.ndarray]:

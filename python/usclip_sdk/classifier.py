@@ -99,10 +99,10 @@ class Classifier:
         self.calibration = Calibration.from_bundle(self.bundle)
         self._scoring_classes = self.class_embeddings if self.calibration is None else np.ascontiguousarray(
             self.class_embeddings * self.calibration.row_scale(self.class_names)[:, None])
-        self._class_weights = (self.calibration.row_weights(self.class_names)
-                               if self.calibration is not None and self.calibration.spec.offsets else None)
         self.scope = scope
-        self._class_weights = self._scoped(self._class_weights)
+        self._class_weights = self._scoped(self.calibration.row_weights(self.class_names)
+                                           if self.calibration is not None and self.calibration.spec.offsets
+                                           else None)
         self.fields = tuple(dict.fromkeys(f for f, _ in self.class_names))
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size

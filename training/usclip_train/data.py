@@ -140,6 +140,9 @@ class UltrasoundDataset(Dataset):
         shared = cache if isinstance(cache, dict) else ({} if cache else None)
         self.frames = FrameTransform(preprocess, mask_dir, cache=shared)
         self.spec = preprocess
+        # mean/std as 3 x 1 x 1 tensors once, not per augmented sample
+        self._mean = torch.tensor(preprocess.mean, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.tensor(preprocess.std, dtype=torch.float32).view(3, 1, 1)
         self.augment, self.seed, self.epoch = bool(augment), int(seed), 0
         self.tokens = tokenizer([s.caption for s in self.samples])
         self.labels = torch.from_numpy(np.stack([labels_to_multihot(s.labels) for s in self.samples]))
@@ -184,8 +187,7 @@ class UltrasoundDataset(Dataset):
         x0 = int(rng.integers(0, w - cw + 1))
         x = self.frames.tensor(img, (x0, y0, x0 + cw, y0 + ch))
         gain, gamma = rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)
-        m = torch.tensor(self.spec.mean, dtype=torch.float32).view(3, 1, 1)
-        s = torch.tensor(self.spec.std, dtype=torch.float32).view(3, 1, 1)
+        m, s = self._mean, self._std
         v = (x * s + m).clamp(0, 1)  # back to 0..1 intensities, jittered, normalised again
         return ((v ** gamma * gain).clamp(0, 1) - m) / s
 
