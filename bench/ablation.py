@@ -88,7 +88,8 @@ def report(results: dict) -> str:
             xs = [r[k] for r in rows if r.get(k) is not None]
             cells.append(f"{100 * statistics.mean(xs):.1f} +- {100 * (statistics.stdev(xs) if len(xs) > 1 else 0):.1f}"
                          if xs else "-")
-        diff = _pct(paired(results, name)["AvgAcc"]) if name != BASELINE and paired(results, name) else "-"
+        p = paired(results, name) if name != BASELINE else {}
+        diff = _pct(p["AvgAcc"]) if p else "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff} | {len(rows)} |")
     dims = list(next(iter(results.values()))[0].get("per_dimension", {})) if results else []
     if dims:

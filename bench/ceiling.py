@@ -104,15 +104,10 @@ class MultiHeadCNN(nn.Module):
 
 
 def build_inputs(names: list[str], root: Path, size: int) -> torch.Tensor:
+    from usclip_sdk.pixels import PreprocessSpec
     from usclip_train.data import FrameTransform
 
-    try:  # the one pixel path (usclip_sdk.pixels); older trees had factory.PreprocessConfig
-        from usclip_sdk.pixels import PreprocessSpec
-        pre = PreprocessSpec(image_size=(size, size))
-    except ImportError:
-        from usclip_train.factory import PreprocessConfig
-        pre = PreprocessConfig(size=(size, size))
-    tf = FrameTransform(pre, root / "masks")
+    tf = FrameTransform(PreprocessSpec(image_size=(size, size)), root / "masks")  # the one pixel path
     x = torch.empty((len(names), 3, size, size), dtype=torch.float16)
     for i, n in enumerate(names):
         x[i] = tf(str(root / "images" / n)).to(torch.float16)

@@ -192,7 +192,6 @@ def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: 
     whose rendered lesion has that value), each tile the region crop resized to the model's
     ``input_size`` (shown at ``tile`` px, default the input size): what a model of that input
     size gets to see."""
-    import cv2
 
     from usclip_sdk import taxonomy as tx
 
@@ -212,8 +211,7 @@ def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: 
         if not want:
             continue
         f = render_view(case, 0, seed + i, size=(256, 256))
-        x0, y0, x1, y1 = f.params["region_box"]
-        crop = cv2.resize(f.image[y0:y1, x0:x1], (input_size, input_size), interpolation=cv2.INTER_AREA)
+        crop = _region_tile(f, input_size)
         rows[want[0]].append((crop, [_a(want[0]), f.params["organ"]]))
     images, captions = [], []
     for v in values:  # short rows (a value the sampler rarely draws) are padded with blanks
@@ -225,9 +223,16 @@ def descriptor_sheet(field: str, per_value: int = 6, seed: int = 0, input_size: 
     return grid(images, captions, per_value, (tile, tile), text_rows=2)
 
 
+def _region_tile(frame, size: int) -> np.ndarray:
+    """The frame's imaging region (its region box) shrunk to size x size, for a sheet tile."""
+    import cv2
+
+    x0, y0, x1, y1 = frame.params["region_box"]
+    return cv2.resize(frame.image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
 def organ_sheet(seed: int = 0, input_size: int = 128, cols: int = 8, max_cases: int = 20000) -> np.ndarray:
     """One normal-appearance frame per organ model (model input crops, in taxonomy order)."""
-    import cv2
 
     from usclip_sdk import taxonomy as tx
 
@@ -243,8 +248,7 @@ def organ_sheet(seed: int = 0, input_size: int = 128, cols: int = 8, max_cases: 
         if case.lesion is not None or case.organ in got:
             continue
         f = render_view(case, 0, seed + i, size=(256, 256))
-        x0, y0, x1, y1 = f.params["region_box"]
-        crop = cv2.resize(f.image[y0:y1, x0:x1], (input_size, input_size), interpolation=cv2.INTER_AREA)
+        crop = _region_tile(f, input_size)
         got[case.organ] = (crop, [case.organ[:24], f"{case.probe} {case.f0_mhz:.1f}MHz {case.depth_mm:.0f}mm"])
     order = [o for o in tx.organs() if o in got]
     return grid([got[o][0] for o in order], [got[o][1] for o in order], cols, (input_size, input_size), text_rows=2)

@@ -358,9 +358,9 @@ def _publish(stage: Path, out: Path, rels: list[str], as_zip: bool) -> Path:
             for rel in rels:
                 z.write(stage / rel, rel)
     else:
-        shutil.copytree(stage, tmp_out)
-        # mkdtemp made the stage 0700 and copytree copied that: give the bundle folder the
-        # mode any new folder gets here (umask), so other users and services can read it.
+        os.replace(stage, tmp_out)  # the stage lies beside ``out``: a rename, not a second copy
+        # mkdtemp made the stage 0700: give the bundle folder the mode any new folder gets
+        # here (umask), so other users and services can read it.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_out, 0o777 & ~umask)

@@ -17,12 +17,12 @@ from ._deps import cv2  # names what to install when OpenCV is missing
 from .errors import InvalidInputError
 
 __all__ = ["Frame", "to_frame", "decode_image", "load_image", "read_dicom", "iter_frames", "is_video_path",
-           "MAX_PIXELS"]
+           "MAX_PIXELS", "VIDEO_SUFFIXES", "DICOM_SUFFIXES"]
 
 # Larger frames are refused before any allocation (a 20000 x 20000 RGB frame is 1.2 GB).
 MAX_PIXELS = 8192 * 8192
-_VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
-_DICOM_EXT = {".dcm", ".dicom"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
 # DICOM attributes that are safe to keep (technical, never identifying).
 _SAFE_DICOM = ("Modality", "Rows", "Columns", "NumberOfFrames", "PhotometricInterpretation",
                "FrameTime", "CineRate", "Manufacturer", "ManufacturerModelName", "SOPClassUID")
@@ -169,11 +169,11 @@ def read_dicom(source: Any) -> list[Frame]:
 
 
 def is_video_path(p: Path) -> bool:
-    return p.suffix.lower() in _VIDEO_EXT
+    return p.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _is_dicom_path(p: Path) -> bool:
-    if p.suffix.lower() in _DICOM_EXT:
+    if p.suffix.lower() in DICOM_SUFFIXES:
         return True
     try:
         with open(p, "rb") as f:

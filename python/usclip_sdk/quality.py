@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .region import Region, full_region
+from .region import Region
 
 __all__ = ["Quality", "GateLimits", "DEFAULT_LIMITS", "assess", "FrozenDetector"]
 
@@ -81,23 +81,22 @@ def _grey(pixels: np.ndarray) -> np.ndarray:
 def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMITS) -> Quality:
     """Gate one frame (H x W or H x W x 3 uint8) with its imaging region."""
     h, w = pixels.shape[:2]
-    detected = region
     x0, y0, x1, y1 = region.bbox
     st = max(1, -(-max(y1 - y0, x1 - x0) // _SIDE))
     inside = region.mask[y0:y1:st, x0:x1:st] > 0
     # Area from the strided mask (Region.area_fraction counts the full-frame mask: 0.15 ms at 1080p).
     area = float(np.count_nonzero(inside)) * st * st / (h * w)
-    if area < _MIN_REGION:
-        region = full_region(h, w)
-        x0, y0, x1, y1 = region.bbox
+    whole_frame = area < _MIN_REGION  # a sliver: measure the whole frame (no mask allocated)
+    if whole_frame:
+        x0, y0, x1, y1 = 0, 0, w, h
         st = max(1, -(-max(h, w) // _SIDE))
-        inside = region.mask[::st, ::st] > 0
+        inside = np.ones((-(-h // st), -(-w // st)), bool)
     crop = pixels[y0:y1:st, x0:x1:st]
     g = _grey(crop)
     v = g[inside]
     if v.size < 16:
         return Quality(False, ("region: fewer than 16 pixels inside the imaging region",),
-                       {"region": region.kind, "pixels": int(v.size)})
+                       {"region": "full" if whole_frame else region.kind, "pixels": int(v.size)})
     hist = np.bincount(v.astype(np.uint8), minlength=256)
     cdf = np.cumsum(hist)
     p99 = float(np.searchsorted(cdf, 0.99 * v.size))
@@ -108,7 +107,7 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
     # neighbour (the strided sample itself would measure the correlation at lag st).
     left, right = g, _grey(pixels[y0:y1:st, x0 + 1:x1 + 1:st])
     n = min(left.shape[1], right.shape[1])
-    both = inside[:, :n] & (region.mask[y0:y1:st, x0 + 1:x1 + 1:st][:, :n] > 0)
+    both = inside[:, :n] if whole_frame else inside[:, :n] & (region.mask[y0:y1:st, x0 + 1:x1 + 1:st][:, :n] > 0)
     corr = _correlation(left[:, :n][both], right[:, :n][both])
     lap = np.abs(cv2.Laplacian(g, cv2.CV_32F))[inside]
     texture = float(lap.mean() / max(std, 1e-3))
@@ -120,8 +119,8 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
         colour = float(np.mean(chroma > _CHROMA))
     else:
         colour = 0.0
-    figures = {"region": detected.kind, "area_fraction": round(area, 4),
-               "measured_on": "region" if region is detected else "frame",
+    figures = {"region": region.kind, "area_fraction": round(area, 4),
+               "measured_on": "frame" if whole_frame else "region",
                "contrast": round(std, 3), "echo_p99": p99, "mean": round(float(v.mean()), 3),
                "dark_fraction": round(float(hist[:_DARK].sum() / v.size), 4),
                "colour_fraction": round(colour, 4), "grey_levels": int(np.count_nonzero(hist)),

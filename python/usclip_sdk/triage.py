@@ -35,7 +35,7 @@ def decide(quality: Quality, attributes: Mapping[str, Attribute], embedding: np.
            calibration: Calibration | None, frozen: FrozenDetector | None = None
            ) -> tuple[str, dict[str, Any]]:
     """(status, reasons) of one frame."""
-    reasons: dict[str, Any] = {"quality": dict(quality.figures), "failed": list(quality.failed),
+    reasons: dict[str, Any] = {"quality": quality.figures, "failed": list(quality.failed),
                                "calibrated": calibration is not None}
     if frozen is not None:
         diff = frozen.difference
@@ -68,5 +68,7 @@ def mark_applicable(attributes: Mapping[str, Attribute], status: str) -> dict[st
     judged normal (Diagnosis "normal appearance") or the status is not "ok"."""
     diagnosis = attributes.get("Diagnosis")
     off = status != "ok" or (diagnosis is not None and diagnosis.value == NORMAL)
-    return {f: dataclasses.replace(a, applicable=not (off and f in LESION_DESCRIPTORS))
+    if not off:
+        return dict(attributes)  # every attribute is applicable already (the default)
+    return {f: dataclasses.replace(a, applicable=False) if f in LESION_DESCRIPTORS else a
             for f, a in attributes.items()}

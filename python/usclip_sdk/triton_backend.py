@@ -49,13 +49,6 @@ def _squeeze(frame: np.ndarray) -> np.ndarray:
     return frame[..., 0] if frame.ndim == 3 and frame.shape[2] == 1 else frame
 
 
-def _exc() -> tuple[str, str]:
-    import sys
-
-    e = sys.exc_info()[1]
-    return type(e).__name__, str(e)
-
-
 def _params(model_config: dict) -> dict[str, str]:
     return {k: v.get("string_value", "") for k, v in (model_config.get("parameters") or {}).items()}
 
@@ -91,9 +84,9 @@ class TritonPythonModel:
         try:
             # One classify_batch over every request Triton batched together (sizes may differ).
             outs = outputs_for(self.classifier, [f for b in batches for f in b])
-        except Exception:
+        except Exception as e:
             if len(requests) == 1:
-                return [self._error(*_exc())]
+                return [self._error(type(e).__name__, str(e))]
             # one bad request must not fail the others the batcher merged with it
             return [self._respond(b) for b in batches]
         responses, start = [], 0
@@ -105,8 +98,8 @@ class TritonPythonModel:
     def _respond(self, batch: np.ndarray):
         try:
             return self._response(outputs_for(self.classifier, list(batch)))
-        except Exception:
-            return self._error(*_exc())
+        except Exception as e:
+            return self._error(type(e).__name__, str(e))
 
     def _response(self, outs: dict[str, np.ndarray]):
         # a fresh array per response: the stub serialises from the array's own buffer

@@ -145,7 +145,8 @@ def write_triton_repo(bundle: Bundle, out: str | os.PathLike, *, precision: str 
                         (bundle.encoder(tower, prec).output, dim), max_batch_size)
         _write_model(repo, m, bundle.encoder_path(tower, prec), "model.onnx", instances, kind)
         models[m.name] = m
-    for tower, (engine, side) in find_engines(bundle, cache_dir).items():
+    engines = find_engines(bundle, cache_dir)  # globbed and parsed once, for the models and the README
+    for tower, (engine, side) in engines.items():
         prec = side["key"]["precision"]
         src_prec = prec if prec in bundle.precisions(tower) else "fp32"
         m = TritonModel(f"usclip_{tower}_trt", "tensorrt_plan", _inputs(bundle, tower, src_prec),
@@ -154,7 +155,7 @@ def write_triton_repo(bundle: Bundle, out: str | os.PathLike, *, precision: str 
         models[m.name] = m
     models[CLASSIFY_MODEL] = _write_classify(bundle, repo, max_batch_size, instances, kind)
     _write_client(bundle, out)
-    (out / "README.md").write_text(_readme(bundle, models, find_engines(bundle, cache_dir)))
+    (out / "README.md").write_text(_readme(bundle, models, engines))
     return models
 
 

@@ -83,7 +83,7 @@ class FrameTransform:
         crop = px[y0:y1, x0:x1]
         inside = r.mask[y0:y1, x0:x1] != 0
         crop = np.where(inside if crop.ndim == 2 else inside[:, :, None], crop,
-                        np.uint8(self.spec.fill_color)).astype(np.uint8)
+                        np.uint8(self.spec.fill_color))  # uint8 either way: no extra copy
         if self.cache is not None:
             self.cache[path] = crop
         return crop

@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from ..inputs import DICOM_SUFFIXES, VIDEO_SUFFIXES
 from ._runtime import add_runtime_options, open_classifier
 
 __all__ = ["register", "run", "expand_paths"]
 
 # What a folder argument contributes: files OpenCV, the video reader or pydicom open.
-MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
-                  ".dcm", ".dicom", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
+MEDIA_SUFFIXES = ({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+                  | VIDEO_SUFFIXES | DICOM_SUFFIXES)
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
