@@ -98,7 +98,7 @@ def evaluate(clf: Classifier, train, test, batch: int = 16) -> dict:
         "normal_called_lesion": normal_called_lesion,
         "organ_acc_trained_organs": float(np.mean([preds[i].attributes["Organ_level"].value
                                                     in test[i].labels["Organ_level"] for i in organ_idx])),
-        "status_ok_rate": float(np.mean([getattr(p, "status", "ok") == "ok" for p in preds])),
+        "status_ok_rate": float(np.mean([p.status == "ok" for p in preds])),
         "per_dimension": dims,
     }
 

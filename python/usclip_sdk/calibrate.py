@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import asdict
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -82,7 +82,7 @@ def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: st
         spec, ref, figures = fit_calibration(
             emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
             fitted_on={"data": Path(data).name, "split": split},
-            support=getattr(b.manifest, "label_support", None))
+            support=b.manifest.label_support)
         path = write_calibrated(b, spec, ref, out, overwrite=overwrite)
     return path, {"frames": len(frames), "dimensions": figures,
                   "ood_threshold": spec.ood.threshold if spec.ood else None}
@@ -92,9 +92,8 @@ def write_calibrated(b: Bundle, spec: CalibrationSpec, reference: np.ndarray | N
                      out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """``b``'s files and manifest with ``spec`` as its calibration section (and ``reference``
     as the OOD reference file), written and re-verified by ``write_bundle``."""
-    m = manifest_to_dict(b.manifest)
+    m = manifest_to_dict(dataclasses.replace(b.manifest, calibration=spec))  # the one JSON form
     sections = {k: v for k, v in m.items() if k not in ("format_version", "files", "class_embeddings")}
-    sections["calibration"] = json.loads(json.dumps(asdict(spec)))  # tuples -> lists
     files: dict[str, Any] = {rel: b.file(rel) for rel in b.manifest.files
                              if rel not in (b.manifest.class_embeddings, REFERENCE_NAME)}
     if reference is not None:

@@ -36,8 +36,8 @@ from .engine_cache import (EngineKey, GpuInfo, Profile, cache_dir_for, engine_pa
                            write_sidecar)
 from .errors import BackendUnavailableError, BundleError, EngineError
 
-__all__ = ["BuildPlan", "import_tensorrt", "api_flavour", "flavour_of", "plan_build", "adopt_engine", "input_shapes",
-           "trtexec_command", "build_engine", "ensure_engine", "JETSON_TRTEXEC"]
+__all__ = ["BuildPlan", "import_tensorrt", "api_flavour", "flavour_of", "flavour_for_version", "plan_build",
+           "adopt_engine", "input_shapes", "trtexec_command", "build_engine", "ensure_engine", "JETSON_TRTEXEC"]
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,18 @@ def api_flavour(trt: Any) -> str:
     return "flags" if hasattr(trt.BuilderFlag, "FP16") else "strongly_typed"
 
 
+def flavour_for_version(version: str | int) -> str:
+    """The ONNX flavour a TensorRT major version builds from: 10 and older take builder flags,
+    11 and newer strongly typed graphs (the one place this rule is written)."""
+    return "flags" if int(str(version).split(".")[0]) <= 10 else "strongly_typed"
+
+
 def flavour_of(trt: Any) -> str:
     """``api_flavour`` where the builder exists; for a runtime-only module (no BuilderFlag) the
     major version decides, so a cache lookup names the same ONNX the builder would have used."""
     if hasattr(trt, "BuilderFlag"):
         return api_flavour(trt)
-    major = int(str(getattr(trt, "__version__", "11")).split(".")[0])
-    return "flags" if major <= 10 else "strongly_typed"
+    return flavour_for_version(getattr(trt, "__version__", "11"))
 
 
 @dataclass(frozen=True)

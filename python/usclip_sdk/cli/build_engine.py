@@ -63,9 +63,9 @@ def _print_trtexec(bundle, towers, args, profile, cache: Path, why: str) -> int:
     """Without TensorRT: one short line per engine to run on the target (stdout), and the
     --adopt line that registers its result (stderr). The full trtexec command goes into a
     script beside the engine: with fp32 pins it is kilobytes of --layerPrecisions."""
-    from ..engine_build import plan_build, trtexec_command
+    from ..engine_build import flavour_for_version, plan_build, trtexec_command
 
-    flavour = "flags" if args.trt_major == 10 else "strongly_typed"
+    flavour = flavour_for_version(args.trt_major)
     plans = [plan_build(bundle, t, args.precision, profile, flavour) for t in towers]  # refuse first
     cache.mkdir(parents=True, exist_ok=True)  # trtexec's --saveEngine folder must exist
     batch = f"{profile.min},{profile.opt},{profile.max}"
@@ -102,7 +102,7 @@ def _print_trtexec(bundle, towers, args, profile, cache: Path, why: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ..bundle import Bundle
-    from ..engine_build import adopt_engine, build_engine, ensure_engine, import_tensorrt
+    from ..engine_build import adopt_engine, build_engine, ensure_engine, flavour_for_version, import_tensorrt
     from ..engine_cache import cache_dir_for, parse_batch
     from ..errors import BackendUnavailableError
 
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         if args.adopt is not None:
             if not args.trt_version or len(towers) != 1:
                 raise ValueError("--adopt: needs --trt-version and a single --tower")
-            flavour = "flags" if int(args.trt_version.split(".")[0]) <= 10 else "strongly_typed"
+            flavour = flavour_for_version(args.trt_version)
             out = adopt_engine(bundle, args.adopt, towers[0], args.precision, profile,
                                tensorrt_version=args.trt_version, gpu=_gpu(args.gpu), flavour=flavour,
                                cache_dir=cache)
