@@ -39,6 +39,7 @@ __all__ = [
     "load_weights",
     "create_model",
     "count_parameters",
+    "embed_dim_of",
     "TextHead",
     "text_head_of",
 ]
@@ -363,3 +364,9 @@ def count_parameters(model) -> dict[str, int]:
     image = sum(p.numel() for p in model.visual.parameters())
     text = sum(p.numel() for p in model.text.parameters())
     return {"image": image, "text": text, "total": sum(p.numel() for p in model.parameters())}
+
+
+def embed_dim_of(model) -> int:
+    """The joint embedding width. Read from the text tower: open_clip's ViT and ResNet towers
+    carry ``output_dim`` but its timm tower does not; both towers project to the same width."""
+    return int(model.text.output_dim)

@@ -22,6 +22,7 @@ from usclip_sdk.bundle import sha256_file, write_bundle
 from usclip_sdk.pixels import PreprocessSpec
 
 from ..evaluate.zeroshot import class_weights, flat_class_embeddings
+from ..factory import embed_dim_of
 from .fp16 import convert_fp16
 from .onnx_export import ExportedTower, ImageTower, TextTower, export_image_encoder, export_text_encoder
 from .parity import check_image_parity, check_text_parity, recorded_trace_warnings
@@ -99,7 +100,7 @@ def _manifest(model: torch.nn.Module, src: BundleSource, encoders: dict,
               prompt_set: str = "held_out") -> dict:
     logit_bias = getattr(model, "logit_bias", None)
     return {
-        "model": {"name": src.name, "embed_dim": int(model.visual.output_dim),
+        "model": {"name": src.name, "embed_dim": embed_dim_of(model),
                   "logit_scale": float(model.logit_scale.detach().exp().item()),
                   "logit_bias": None if logit_bias is None else float(logit_bias.detach().item()),
                   "source": dict(src.provenance, torch=torch.__version__, prompt_set=prompt_set)},
