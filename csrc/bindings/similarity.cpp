@@ -108,7 +108,7 @@ sim::Options options(float scale, float bias, bool normalize, int64_t topk,
 
 py::tuple run_cpu(const py::array& image, const py::array& classes, float scale, float bias,
                   bool normalize, int64_t topk, const py::object& group_offsets,
-                  const py::object& dots) {
+                  const py::object& dots, const py::object& class_scale) {
   const sim::Matrix x = host_matrix(image, "image_emb"), c = host_matrix(classes, "class_emb");
   Offsets keep;
   sim::Options o = options(scale, bias, normalize, topk, group_offsets, keep);
@@ -119,6 +119,14 @@ py::tuple run_cpu(const py::array& image, const py::array& classes, float scale,
       throw py::value_error("dots must be N x K float32");
     }
     o.dots = dk.data();
+  }
+  py::array_t<float, py::array::c_style> cs;
+  if (!class_scale.is_none()) {  // finite by construction (the Python face's ClassEmbeddings)
+    cs = class_scale.cast<py::array_t<float, py::array::c_style>>();
+    if (cs.ndim() != 1 || cs.shape(0) != c.rows) {
+      throw py::value_error("class_scale must be K float32 factors, one per class_emb row");
+    }
+    o.class_scale = cs.data();
   }
   sim::validate(x, c, o);
   Result r(x.rows, c.rows, o.topk, o.groups);
@@ -170,9 +178,10 @@ py::tuple run_cuda(const py::object& image, const py::object& classes, float sca
 USCLIP_REGISTER(similarity) {
   m.def("similarity_cpu", &run_cpu, py::arg("image"), py::arg("classes"), py::arg("scale"),
         py::arg("bias"), py::arg("normalize"), py::arg("topk"), py::arg("group_offsets"),
-        py::arg("dots") = py::none(),
+        py::arg("dots") = py::none(), py::arg("class_scale") = py::none(),
         "Fused similarity on the CPU -> (logits, probs, topk_indices, topk_values, "
-        "group_argmax|None, group_probs|None).");
+        "group_argmax|None, group_probs|None). class_scale: K prepared per-class factors "
+        "(then class_emb is neither normed nor checked).");
   m.def("similarity_cuda", &run_cuda, py::arg("image"), py::arg("classes"), py::arg("scale"),
         py::arg("bias"), py::arg("normalize"), py::arg("topk"), py::arg("group_offsets"),
         py::arg("stream") = 0, py::arg("device") = -1, py::arg("out_ptrs") = py::none(),

@@ -63,6 +63,7 @@ def similarity_cpu(
     topk: int,
     group_offsets: Any,
     dots: Any = None,
+    class_scale: Any = None,
 ) -> tuple: ...
 def similarity_cpu_variant() -> str: ...
 def similarity_cuda(

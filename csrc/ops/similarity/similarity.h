@@ -37,6 +37,10 @@ struct Options {
   // Optional raw dot products <x_n, c_k> (N x K, row-major float32) computed elsewhere (a BLAS
   // product); the kernel then only reads the inputs for norms and finiteness checks.
   const float* dots = nullptr;
+  // Optional per-class factors (K floats) of class rows prepared once (finite, checked by the
+  // caller): class k's dot products are multiplied by class_scale[k] in place of 1/|c_k| (or 1),
+  // and the class rows are neither normed nor checked per call (usclip_sdk ClassEmbeddings).
+  const float* class_scale = nullptr;
 };
 
 // Caller-allocated, C-contiguous outputs. logits may alias dots.

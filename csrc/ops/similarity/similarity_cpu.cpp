@@ -116,7 +116,7 @@ struct Epilogue {
   const Outputs& out;
   const Kernels& kr;
   int64_t K;
-  const float* cinv;                 // 1/|c_k| (or 1)
+  const float* cinv;                 // 1/|c_k| (or 1, or the prepared class_scale)
   const std::vector<float>* xinv;    // 1/|x_n| (or 1)
 
   // src: the row's raw dot products (may alias the logits row).
@@ -226,20 +226,23 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
   const Kernels& kr = detail::kernels();
   std::vector<float> cinv, xinv;
   const bool fused = !opt.dots && N <= kSmallN;
+  const bool prepared = opt.class_scale != nullptr;  // class factors known: no class norms
   if (fused) {
-    // One pass over C: every class row is loaded once for all N image rows and its own norm.
-    cinv.resize(static_cast<size_t>(K));
+    // One pass over C: every class row is loaded once for all N image rows (and its own norm
+    // unless prepared).
+    if (!prepared) cinv.resize(static_cast<size_t>(K));
     parallel_for(static_cast<size_t>(K), [&](size_t b, size_t e) {
-      kr.dots(image, 0, int(N), classes, int64_t(b), int64_t(e), out.logits + b, K, cinv.data() + b);
+      kr.dots(image, 0, int(N), classes, int64_t(b), int64_t(e), out.logits + b, K,
+              prepared ? nullptr : cinv.data() + b);
     }, std::max<size_t>(64, size_t((1 << 20) / (D * (N + 1)))));  // ~1M MACs per thread:
     // waking a worker costs more than a smaller share (measured on the 2-core dev box)
     xinv.resize(static_cast<size_t>(N));
     kr.sumsq(image, 0, N, xinv.data());
   } else {
-    norms(kr, classes, cinv);
+    if (!prepared) norms(kr, classes, cinv);
     norms(kr, image, xinv);
   }
-  const bool safe_c = finish_norms(classes, "class_emb", opt.normalize, cinv);
+  const bool safe_c = prepared || finish_norms(classes, "class_emb", opt.normalize, cinv);
   const bool safe_x = finish_norms(image, "image_emb", opt.normalize, xinv);
   if (!safe_c || !safe_x) {
     // Norms beyond float's comfortable range: rerun on unit-length float32 copies (rare).
@@ -251,7 +254,7 @@ void similarity_cpu(const Matrix& image, const Matrix& classes, const Options& o
     o2.dots = nullptr;
     return similarity_cpu(x2, c2, o2, out);
   }
-  const Epilogue epi{opt, out, kr, K, cinv.data(), &xinv};
+  const Epilogue epi{opt, out, kr, K, prepared ? opt.class_scale : cinv.data(), &xinv};
   const size_t rows_per_chunk = std::max<size_t>(1, size_t(32768 / K));
   if (fused) {
     for (int64_t n = 0; n < N; ++n) epi.row(n, out.logits + n * K, xinv[n]);

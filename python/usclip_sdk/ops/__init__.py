@@ -8,10 +8,10 @@ from __future__ import annotations
 from ._native import native
 from .device import DeviceArray
 from .preprocess import preprocess
-from .similarity import SimilarityResult, similarity
+from .similarity import ClassEmbeddings, SimilarityResult, similarity
 
-__all__ = ["preprocess", "similarity", "SimilarityResult", "DeviceArray", "build_info", "cuda_available",
-           "cuda_unavailable_reason"]
+__all__ = ["preprocess", "similarity", "SimilarityResult", "ClassEmbeddings", "DeviceArray", "build_info",
+           "cuda_available", "cuda_unavailable_reason"]
 
 
 def build_info() -> dict:

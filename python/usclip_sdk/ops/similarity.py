@@ -22,6 +22,10 @@ row): it has no direction, and a silent zero vector would look like a confident 
 
 A 1-D ``image_emb`` (one embedding) gives 1-D outputs (K, k, G). Inputs are float32 or
 float16 (converted on load, accumulated in float32); any other dtype is a TypeError.
+
+Class embeddings that stay fixed across calls (a classifier's prompts) can be prepared once:
+``ClassEmbeddings(class_emb)`` checks them, stores each row's direction in float16 (half the
+bytes every call reads) with its norm in float32, and is passed in place of ``class_emb``.
 """
 from __future__ import annotations
 
@@ -34,10 +38,15 @@ import numpy as np
 
 from ._native import native
 
-__all__ = ["similarity", "SimilarityResult"]
+__all__ = ["similarity", "SimilarityResult", "ClassEmbeddings"]
 
 _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
+# Up to this many image rows the CPU kernel makes one pass over the class rows, reading each
+# once per call (bandwidth-bound: compact rows pay); above it, the tiles reload every class row
+# N/4 times (compute-bound), and float16 rows would be widened per call. Mirrors kSmallN in
+# csrc/ops/similarity/similarity_cpu.cpp (a mismatch costs speed only).
+_FUSED_MAX_N = 4
 # Above this many multiply-adds the CPU path hands the product to numpy's BLAS and keeps only
 # the fused epilogue native (see docs/performance.md, "Similarity"). 0 disables BLAS.
 BLAS_MIN_MACS = 1 << 62
@@ -53,6 +62,97 @@ class SimilarityResult:
     topk_values: np.ndarray   # N x k float32: their probability under the all-K softmax
     group_argmax: Optional[np.ndarray] = None  # N x G int64 flat class index (groups only)
     group_probs: Optional[np.ndarray] = None   # N x G float32 within-group probability
+
+
+class ClassEmbeddings:
+    """K class embeddings prepared once for many ``similarity`` calls, stored in fewer bytes.
+
+    ``similarity`` reads every class row on every call (K = 1000, D = 512: 2 MB of float32).
+    This object checks ``class_emb`` once (float32/float16, 2-D, K >= 1, finite: the op's own
+    messages) and keeps each row as its direction ``c_k / |c_k|`` (computed in float64) rounded
+    to ``dtype`` - float16 by default: half the bytes of float32, 11 significant bits - plus its
+    norm in float32. Rows are stored unit length so float16's range never clips or flushes a
+    row, whatever its magnitude. A call then reads the compact rows, converting them to float32
+    as they load and accumulating in float32, and computes no class norms and no class checks.
+    Batches of more than 4 rows (compute-bound) read a float32 copy of the same rounded rows,
+    made on the first such call, instead of widening them every call.
+
+    It stands for the matrix ``values()`` = norm x rounded direction (float64, exact), which is
+    what ``similarity_reference`` scores when given this object; against the float32 original
+    the float16 rounding moves a unit-vector cosine by at most 2**-11 (about 5e-4; typically
+    ~1e-5). ``dtype="float32"`` keeps full precision and only saves the per-call checks.
+    Fields are read-only.
+    """
+
+    def __init__(self, class_emb, dtype="float16"):
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt != _F16 and dt != _F32:
+            raise TypeError(f"dtype must be float16 or float32, found {dtype!r}")
+        c = _host(class_emb, "class_emb", (2,))
+        if c.shape[0] < 1:
+            raise ValueError("class_emb must have at least one row (K >= 1), found K=0")
+        _check_class_values(c, normalize=False)  # NaN / infinite, named by row and column
+        c64 = c.astype(np.float64)
+        norms = np.sqrt(np.einsum("kd,kd->k", c64, c64))
+        if norms.max() > np.finfo(np.float32).max:
+            r = int(np.argmax(norms))
+            raise ValueError(f"class_emb row {r} has L2 norm {norms[r]:.3g}, beyond float32; "
+                             "rescale the class embeddings")
+        zero = np.flatnonzero(norms == 0)
+        self.rows = np.ascontiguousarray((c64 / np.where(norms > 0, norms, 1.0)[:, None]).astype(dt))
+        r64 = self.rows.astype(np.float64)
+        unit = np.sqrt(np.einsum("kd,kd->k", r64, r64))  # |rounded direction|: 1 within 2**-11
+        self.norms = norms.astype(np.float32)  # |c_k|: the factor when normalize=False
+        self._inv_unit = np.divide(1.0, unit, out=np.zeros_like(unit), where=unit > 0).astype(np.float32)
+        self._zero_row = int(zero[0]) if zero.size else -1
+        self._f32 = self._wide = None
+        for a in (self.rows, self.norms, self._inv_unit):
+            a.setflags(write=False)
+
+    @property
+    def shape(self) -> tuple:
+        return self.rows.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.rows.dtype
+
+    def values(self) -> np.ndarray:
+        """The K x D float64 matrix these rows stand for: norm x rounded direction."""
+        return self.rows.astype(np.float64) * self.norms.astype(np.float64)[:, None]
+
+    def _scale(self, normalize: bool) -> np.ndarray:
+        """Per-class factors for the kernel: 1/|rounded direction| (normalize) or |c_k|."""
+        if not normalize:
+            return self.norms
+        if self._zero_row >= 0:
+            raise ValueError(f"class_emb row {self._zero_row} has zero L2 norm and cannot be "
+                             "normalised (normalize=True)")
+        return self._inv_unit
+
+    def _rows_for(self, n: int) -> np.ndarray:
+        """The rows a CPU call with n image rows reads: compact ones for the one-pass kernel,
+        else their exact float32 widening (made once; a racing second copy is harmless)."""
+        if n <= _FUSED_MAX_N or self.rows.dtype == _F32:
+            return self.rows
+        if self._wide is None:
+            wide = self.rows.astype(_F32)
+            wide.setflags(write=False)
+            self._wide = wide
+        return self._wide
+
+    def _matrix_f32(self) -> np.ndarray:
+        """``values()`` as float32, made once (the CUDA path takes a plain matrix)."""
+        if self._f32 is None:
+            self._f32 = self.values().astype(np.float32)
+            self._f32.setflags(write=False)
+        return self._f32
+
+    def __repr__(self) -> str:
+        return f"ClassEmbeddings(K={self.shape[0]}, D={self.shape[1]}, dtype={self.dtype})"
 
 
 def _host(x, name: str, ndims: tuple) -> np.ndarray:
@@ -122,11 +222,15 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     stream), an int ``cudaStream_t`` or a CuPy/torch stream, and ``output="device"`` returns
     ``DeviceArray`` fields instead of host numpy arrays (CPU ignores both). Raises
     ValueError/TypeError naming the argument, and ``usclip_sdk.errors.DeviceError`` when
-    CUDA cannot run (no build, driver or device)."""
+    CUDA cannot run (no build, driver or device). ``class_emb`` may be a ``ClassEmbeddings``
+    (prepared once; on CUDA the float32 matrix it stands for is used)."""
     s, b = float(scale), float(bias)
     if not (math.isfinite(s) and math.isfinite(b)):
         _scalars(scale, bias)
+    prep = class_emb if type(class_emb) is ClassEmbeddings else None
     if device != "cpu":
+        if prep is not None:
+            class_emb = prep._matrix_f32()
         if type(image_emb) is np.ndarray and image_emb.ndim == 2 and image_emb.shape[0] == 0 \
                 and type(class_emb) is np.ndarray:
             _check_class_values(class_emb, bool(normalize))  # host inputs: same rule as the CPU path
@@ -134,7 +238,8 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
         return similarity_cuda(image_emb, class_emb, s, b, topk, groups, bool(normalize),
                                device, stream, output)
     x = _host(image_emb, "image_emb", (1, 2))
-    c = _host(class_emb, "class_emb", (2,))
+    c = _host(class_emb, "class_emb", (2,)) if prep is None else prep._rows_for(x.shape[0] if x.ndim == 2 else 1)
+    cs = None if prep is None else prep._scale(bool(normalize))
     one = x.ndim == 1
     if one:
         x = x[None]
@@ -142,12 +247,12 @@ def similarity(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0, to
     _check_shapes(x.shape[1], kk, d)
     k = _topk(topk, kk)
     offs = None if groups is None else _offsets(tuple(groups), tuple(map(type, groups)), kk)
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 and prep is None:
         _check_class_values(c, bool(normalize))
     dots = None
     if x.shape[0] * kk * d >= BLAS_MIN_MACS:
         dots = np.matmul(x.astype(_F32, copy=False), c.astype(_F32, copy=False).T)
-    out = native().similarity_cpu(x, c, s, b, bool(normalize), k, offs, dots)
+    out = native().similarity_cpu(x, c, s, b, bool(normalize), k, offs, dots, cs)
     return _result(out, one)
 
 

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .similarity import SimilarityResult
+from .similarity import ClassEmbeddings, SimilarityResult
 
 __all__ = ["similarity_reference"]
 
@@ -40,9 +40,11 @@ def _softmax(v: np.ndarray) -> np.ndarray:
 def similarity_reference(image_emb, class_emb, scale: float = 100.0, bias: float = 0.0,
                          topk: int = 5, groups: Optional[Sequence[int]] = None,
                          normalize: bool = True, device: str = "cpu") -> SimilarityResult:
-    """The obvious computation, row by row; ``device`` is accepted and ignored."""
+    """The obvious computation, row by row; ``device`` is accepted and ignored. A
+    ``ClassEmbeddings`` is scored as the matrix it stands for (``values()``: its rounded
+    directions times its norms, float64)."""
     x = _check(image_emb, "image_emb", (1, 2))
-    c = _check(class_emb, "class_emb", (2,))
+    c = class_emb.values() if isinstance(class_emb, ClassEmbeddings) else _check(class_emb, "class_emb", (2,))
     one = x.ndim == 1
     x = x.reshape(1, -1) if one else x
     if x.shape[1] != c.shape[1]:
