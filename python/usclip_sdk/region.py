@@ -19,12 +19,15 @@ Sources, in order of trust:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._deps import cv2  # names what to install when OpenCV is missing
 from .errors import InvalidInputError
+from .layout import FramePrint, LayoutPrint, foreground
+from .layout import check_frame as _check
 
 __all__ = ["Region", "detect_region", "region_from_dicom", "region_from_mask", "full_region", "RegionTracker",
            "iou"]
@@ -33,8 +36,6 @@ __all__ = ["Region", "detect_region", "region_from_dicom", "region_from_mask", "
 _WORK_SIDE = 320
 # A scan smaller than this fraction of the frame is not a scan (a logo, a thumbnail).
 _MIN_AREA_FRACTION = 0.04
-# Border rows/columns sampled for the screen background colour.
-_RING = 2
 # Local density of foreground pixels that marks the body of the scan (text lines stay below).
 _DENSITY = 0.6
 # A rectangle's side edge is the outermost column that this fraction of the rows reach.
@@ -99,71 +100,33 @@ def region_from_mask(mask: np.ndarray, kind: str = "stored") -> Region:
     return Region((x, y, x + w, y + h), (m != 0).astype(np.uint8), kind, m.shape[:2])
 
 
-def _check(frame: np.ndarray) -> np.ndarray:
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-        raise InvalidInputError(f"frame: expected a uint8 numpy array, found "
-                                f"{getattr(frame, 'dtype', type(frame).__name__)}")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (3, 4)):
-        return frame if frame.ndim == 2 or frame.shape[2] == 3 else frame[..., :3]
-    raise InvalidInputError(f"frame: expected H x W or H x W x 3/4, found shape {frame.shape}")
-
-
-def _background(frame: np.ndarray) -> tuple[tuple[int, ...], int]:
-    """The screen background colour and its noise tolerance, from the frame border.
-
-    Scanners paint the screen one flat colour (black, dark grey, dark blue...) that anything
-    drawn on it - scan, text, bars - differs from. The background is the colour found along
-    most of the border's four sides (a banner fills one side completely, the background
-    appears on all of them); colours are binned by 8 levels so that compression noise does not
-    split it. Its value is the median of its bin, its tolerance the 95th percentile of the
-    deviations (0 on a clean synthetic screen, a few levels on a compressed real one)."""
-    c = 1 if frame.ndim == 2 else frame.shape[2]
-    f = frame.reshape(frame.shape[0], frame.shape[1], c)
-    sides = [f[:_RING].reshape(-1, c), f[-_RING:].reshape(-1, c),
-             f[:, :_RING].reshape(-1, c), f[:, -_RING:].reshape(-1, c)]
-    weights = np.concatenate([np.full(len(x), 1.0 / len(x)) for x in sides])
-    ring = np.concatenate(sides).astype(np.int32)
-    packed = (ring >> 3) @ np.array([1, 32, 1024][:c], np.int32)
-    score = np.bincount(packed, weights=weights)
-    sel = packed == int(np.argmax(score))
-    bg = np.median(ring[sel], axis=0).astype(np.int32)
-    dev = np.abs(ring[sel] - bg).max(axis=1)
-    return tuple(int(v) for v in bg), min(int(np.percentile(dev, 95)) + 1 if dev.any() else 0, 12)
-
-
-def _foreground(frame: np.ndarray, s: int) -> np.ndarray:
-    """0/1 map of pixels that differ from the background, max-pooled by ``s`` (so the faint
-    noise inside a dark part of the scan survives, where averaging would erase it)."""
-    bg, tol = _background(frame)
-    lo = np.array([max(0, v - tol) for v in bg], np.uint8)
-    hi = np.array([min(255, v + tol) for v in bg], np.uint8)
-    back = cv2.inRange(frame, lo, hi)
-    if s > 1:  # min-pooling the background = max-pooling the foreground
-        back = cv2.erode(back, np.ones((s, s), np.uint8), anchor=(0, 0))[::s, ::s]
-    return (back == 0).astype(np.uint8)
-
-
-def _core(occ: np.ndarray, sub: np.ndarray) -> np.ndarray | None:
+def _core(occ: np.ndarray, frame: np.ndarray, s: int) -> np.ndarray | None:
     """The body of the scan: the largest area densely covered with foreground that is not a
     flat block (a banner, a button bar: one colour, where speckle takes many values; black is
     left out of the count, since anechoic fluid is legitimately flat black).
-    ``sub`` is the frame subsampled to the shape of ``occ``."""
+    ``occ`` is ``frame``'s foreground pooled by ``s``; colours are read at the top-left pixel of
+    each s x s block (``frame[::s, ::s]``)."""
     sh, sw = occ.shape
     k = max(5, int(round(0.03 * max(sh, sw))) | 1)
     dense = (cv2.blur(occ.astype(np.float32), (k, k)) > _DENSITY).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=4)
-    packed = sub.astype(np.int32) if sub.ndim == 2 else \
-        sub[..., 0].astype(np.int32) | (sub[..., 1].astype(np.int32) << 8) | (sub[..., 2].astype(np.int32) << 16)
-    lit = (packed & 0xF8F8F8) != 0  # some channel above 7
-    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]):
-        if stats[i, cv2.CC_STAT_AREA] < _MIN_AREA_FRACTION * sh * sw:
+    n, labels = cv2.connectedComponents(dense, connectivity=4)
+    areas = np.bincount(labels.ravel()) if n > 24 else np.array(
+        [0] + [np.count_nonzero(labels == i) for i in range(1, n)])  # few labels: compare, not index
+    # One int per pixel: the RGB bytes (and an opaque alpha) read as a uint32.
+    packed = frame[::s, ::s] if frame.ndim == 2 else cv2.cvtColor(
+        np.ascontiguousarray(frame[::s]), cv2.COLOR_RGB2RGBA).view(np.uint32)[:, ::s, 0]
+    lit = 0xF8 if frame.ndim == 2 else 0xF8F8F8  # some channel above 7
+    for i in 1 + np.argsort(-areas[1:]):
+        if areas[i] < _MIN_AREA_FRACTION * sh * sw:
             return None
         comp = labels == i
-        vals = packed[comp & lit]
-        if vals.size < 0.2 * stats[i, cv2.CC_STAT_AREA]:
+        vals = packed[comp]
+        vals = vals[(vals & lit) != 0]
+        if vals.size < 0.2 * areas[i]:
             return comp.astype(np.uint8)  # a mostly black scan (a full bladder, a cyst)
-        _, counts = np.unique(vals, return_counts=True)
-        if counts.max() <= _FLAT_FRACTION * vals.size:
+        # A colour on more than half of the values is their median: no sort, no unique.
+        mid = np.partition(vals, vals.size // 2)[vals.size // 2]
+        if np.count_nonzero(vals == mid) <= _FLAT_FRACTION * vals.size:
             return comp.astype(np.uint8)
     return None
 
@@ -173,13 +136,28 @@ def _body(occ: np.ndarray, core: np.ndarray) -> np.ndarray:
     part of a scan (lung below the pleura, shadow) keeps some noise, which a small closing
     joins up, so the side edges of the whole scan, not just of its bright part, are fitted."""
     grown = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    _, labels = cv2.connectedComponents(grown, connectivity=8)
-    ids = np.unique(labels[core > 0])
-    body = np.isin(labels, ids[ids > 0]).astype(np.uint8)
+    n, labels = cv2.connectedComponents(grown, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[core > 0]] = True
+    keep[0] = False
+    body = _members(labels, np.flatnonzero(keep))
     # The probe face is bright, so the scan's top is in the core: never grow above it (into
     # a banner or text block that happens to touch the scan).
     body[:max(0, int(np.argmax(core.any(axis=1))) - 1)] = 0
     return body
+
+
+def _members(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """0/1 uint8 map of the pixels whose label is in ``ids``: one comparison per label when
+    they are few (a lookup table indexes every pixel, ~10x the cost of a comparison)."""
+    if ids.size > 8:
+        keep = np.zeros(int(labels.max()) + 1, np.uint8)
+        keep[ids] = 1
+        return keep[labels]
+    out = np.zeros(labels.shape, np.uint8)
+    for i in ids:
+        out |= labels == i
+    return out
 
 
 def _fit_edge(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
@@ -189,8 +167,7 @@ def _fit_edge(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
     n = ys.size
     if n < 8:
         return 0.0, float(np.median(xs)) if n else 0.0, 0.0
-    rng = np.random.default_rng(0)  # deterministic: the same frame gives the same region
-    i, j = rng.integers(0, n, 96), rng.integers(0, n, 96)
+    i, j = _pairs(n)
     ok = np.abs(ys[j] - ys[i]) >= max(2, (ys.max() - ys.min()) // 4)
     i, j = i[ok], j[ok]
     if i.size == 0:
@@ -201,6 +178,16 @@ def _fit_edge(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
     m = inl[int(np.argmax(inl.sum(1)))]
     a1, b1 = np.polyfit(ys[m], xs[m], 1)
     return float(a1), float(b1), float(m.mean())
+
+
+@lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """RANSAC's 96 point pairs among n points, drawn from a fixed seed (the same frame gives the
+    same region), kept per n: seeding a generator costs more than the fit."""
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, n, 96), rng.integers(0, n, 96)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def _extent(occ: np.ndarray, span: tuple[int, int], lo: int, hi: int, max_gap: int,
@@ -263,8 +250,8 @@ def detect_region(frame: np.ndarray) -> Region:
     if h < 16 or w < 16:
         return full_region(h, w)
     s = max(1, -(-max(h, w) // _WORK_SIDE))
-    occ = _foreground(frame, s)
-    core = _core(occ, frame[::s, ::s])
+    occ = foreground(frame, s)
+    core = _core(occ, frame, s)
     if core is None:
         return full_region(h, w)
     rows, xl, xr = _row_ends(_body(occ, core))
@@ -325,9 +312,11 @@ def _rectangle(occ: np.ndarray, rows: np.ndarray, sides: tuple[int, int], s: int
     # Max-pooling grew the foreground by up to s-1 pixels; take the middle of that range.
     X0, Y0 = min(w - 1, x0 * s + (s - 1) // 2), min(h - 1, y0 * s + (s - 1) // 2)
     X1, Y1 = min(w, x1 * s - (s - 1) // 2), min(h, y1 * s - (s - 1) // 2)
+    if X1 <= X0 or Y1 <= Y0:
+        return full_region(h, w)
     mask = np.zeros((h, w), np.uint8)
     mask[Y0:Y1, X0:X1] = 1
-    return _to_frame_region(mask, shape, "linear")
+    return Region((X0, Y0, X1, Y1), mask, "linear", (h, w))
 
 
 def _sector(occ: np.ndarray, core: np.ndarray, rows: np.ndarray, left: tuple[float, float],
@@ -351,8 +340,10 @@ def _sector(occ: np.ndarray, core: np.ndarray, rows: np.ndarray, left: tuple[flo
     th = np.radians((base + np.arange(top - base, dtype=np.float32)) / _PER_DEGREE)[:, None]
     rr = np.arange(nr, dtype=np.float32)[None, :]
     mx, my = (ax + rr * np.cos(th)).astype(np.float32), (ay + rr * np.sin(th)).astype(np.float32)
-    pol = cv2.remap(occ, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    pcore = cv2.remap(core, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # One resampling for both maps: the foreground in bit 0, the core in bit 1.
+    both = cv2.remap(occ | (core << 1), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
+    pol, pcore = both & 1, both >> 1
     radii = np.flatnonzero(pcore[a0:a1].any(axis=0))
     if radii.size == 0:
         return None
@@ -386,7 +377,13 @@ def _fan_region(apex: tuple[float, float], radii: tuple[int, int], angles: tuple
     poly = np.round(np.concatenate([outer, inner]) * 16).astype(np.int32)
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [poly], 1, cv2.LINE_8, 4)
-    return _to_frame_region(mask, shape, "sector")
+    # Nothing is drawn outside the polygon's box: the bounding box is searched there only.
+    lo, hi = np.maximum(poly.min(axis=0) // 16 - 1, 0), poly.max(axis=0) // 16 + 2
+    x, y, bw, bh = cv2.boundingRect(mask[lo[1]:hi[1], lo[0]:hi[0]])
+    if bw == 0 or bh == 0:
+        return full_region(*shape)
+    x, y = x + int(lo[0]), y + int(lo[1])
+    return Region((x, y, x + bw, y + bh), mask, "sector", shape)
 
 
 def _hull_region(core: np.ndarray, s: int, shape: tuple[int, int]) -> Region:
@@ -424,7 +421,7 @@ def region_from_dicom(regions: Sequence[dict[str, Any]], frame: np.ndarray,
     """
     frame = _check(frame)
     h, w = frame.shape[:2]
-    fg = _foreground(frame, 1)
+    fg = foreground(frame, 1)
     best: tuple[int, tuple[int, int, int, int]] | None = None
     for r in regions:
         try:
@@ -472,10 +469,11 @@ class RegionTracker:
 
     A scanner's layout changes rarely (a preset, depth or probe change), so full detection
     runs on the first frame and whenever the frame size changes. Every ``refresh_every``
-    frames a cheap layout fingerprint (the frame at 32 x 24, which cells differ from the
-    background) is compared with the one taken at the last detection; only a changed layout
-    (more than ``tolerance`` of the cells) triggers a new detection. So a steady stream pays
-    ~0.1-1 ms per check instead of a full detection, and latency tails stay flat.
+    frames the frame's layout print (usclip_sdk.layout: a 32 x 24 cell fingerprint of the frame
+    sampled to 320 x 240, and the foreground along the region's edge) is compared with the one
+    taken at the last detection; only a changed layout (more than ``tolerance`` of the cells,
+    or the scan's edge moved) triggers a new detection. So a steady stream pays ~0.1-0.3 ms
+    per check instead of a full detection, and latency tails stay flat.
     Not thread-safe by itself: one tracker per stream.
     """
 
@@ -488,38 +486,31 @@ class RegionTracker:
         self.refresh_every = refresh_every
         self.tolerance = tolerance
         self.dicom_regions = list(dicom_regions or [])
-        self._region: Region | None = None
-        self._print: np.ndarray | None = None
+        self._print: LayoutPrint | None = None
         self._since = 0
         self.detections = 0
 
     @staticmethod
     def fingerprint(frame: np.ndarray) -> np.ndarray:
         """24 x 32 booleans: which coarse cells hold something other than the background."""
-        small = cv2.resize(np.ascontiguousarray(_check(frame)), (32, 24), interpolation=cv2.INTER_AREA)
-        if small.ndim == 3:
-            small = small.max(axis=2)
-        border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
-        return np.abs(small.astype(np.int16) - int(np.median(border))) > 8
+        return FramePrint(frame).cells
 
     def __call__(self, frame: np.ndarray) -> Region:
-        shape = frame.shape[:2]
-        if self._region is None or self._region.frame_shape != shape:
+        if self._print is None or self._print.region.frame_shape != frame.shape[:2]:
             return self._redetect(frame)
         self._since += 1
         if self._since >= self.refresh_every:
             self._since = 0
-            changed = float(np.mean(self.fingerprint(frame) != self._print))
-            if changed > self.tolerance:
+            if self._print.matches(FramePrint(frame), self.tolerance) is None:
                 return self._redetect(frame)
-        return self._region
+        return self._print.region
 
     def _redetect(self, frame: np.ndarray) -> Region:
-        self._region = self._detect(frame)
-        self._print = self.fingerprint(frame)
+        region = self._detect(frame)
+        self._print = LayoutPrint(FramePrint(frame), region)
         self._since = 0
         self.detections += 1
-        return self._region
+        return region
 
     def _detect(self, frame: np.ndarray) -> Region:
         if self.dicom_regions:
