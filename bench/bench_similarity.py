@@ -1,12 +1,16 @@
 """Benchmark usclip_sdk.ops.similarity (CPU) against what a user would write in numpy.
 
-Two numpy baselines, run in the same process, interleaved with the op (median of many
-repetitions; the CPU is shared):
-  numpy      the user's usual code with the class embeddings normalised ONCE outside the
-             timed call (they are fixed): normalise x, matmul, scale + bias, softmax (per
-             group in a Python loop when groups are given), argpartition + sort of the top k;
-  numpy_all  the same work as the op, which also normalises the class embeddings each call.
-The op gets the raw class embeddings (normalize=True), so it always does the larger job.
+One run, interleaved (median of many repetitions; the CPU is shared), side by side per case:
+  numpy     the user's usual code with the class embeddings normalised ONCE outside the timed
+            call (they are fixed): normalise x, matmul, scale + bias, softmax (per group in a
+            Python loop when groups are given), argpartition + sort of the top k;
+  fp32      the op on the raw float32 class embeddings (normalize=True: it also normalises and
+            checks them every call, so it does the larger job);
+  prep32    the op on ClassEmbeddings(c, "float32") (checked and normed once, same bytes);
+  compact   the op on ClassEmbeddings(c) (float16 directions: half the bytes per call);
+  blas      (N > 4 only) fp32 with the product from numpy's BLAS and the native epilogue
+            (similarity.BLAS_MIN_MACS = 0): the hand-written tiles against OpenBLAS.
+Ratios: numpy / each kernel column, and fp32 / blas (> 1: BLAS faster).
 
 --cpu-time measures the calling thread's CPU time with one native thread and one BLAS thread
 (OPENBLAS_NUM_THREADS=1 is set before numpy loads): on a loaded shared machine this is the
@@ -33,7 +37,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from usclip_sdk import taxonomy  # noqa: E402
-from usclip_sdk.ops.similarity import similarity  # noqa: E402
+from usclip_sdk.ops.similarity import ClassEmbeddings, similarity  # noqa: E402
 
 sim_mod = importlib.import_module("usclip_sdk.ops.similarity")
 
@@ -84,38 +88,52 @@ def _median_us(fns, seconds, clock):
 
 
 def _cases():
-    for n in (1, 32, 256):
-        for k in (2, 93, 1000):
-            yield n, k, "float32", None
-    yield 1, 93, "float32", "taxonomy"
-    yield 32, 93, "float32", "taxonomy"
-    yield 1, 1000, "float16", None
-    yield 256, 1000, "float16", None
+    yield 1, 2, None
+    yield 1, 93, None
+    yield 1, 93, "taxonomy"
+    yield 1, 1000, None
+    yield 8, 93, None
+    yield 8, 1000, None
+    yield 32, 1000, None
+    yield 256, 1000, None
+
+
+def _blas(x, c, groups):
+    old, sim_mod.BLAS_MIN_MACS = sim_mod.BLAS_MIN_MACS, 0
+    try:
+        return similarity(x, c, groups=groups)
+    finally:
+        sim_mod.BLAS_MIN_MACS = old
 
 
 def run(seconds: float, clock) -> list:
     rng = np.random.default_rng(0)
     rows = []
-    for n, k, dt, grp in _cases():
-        x = rng.standard_normal((n, 512)).astype(dt)
-        c = rng.standard_normal((k, 512)).astype(dt)
+    for n, k, grp in _cases():
+        x = rng.standard_normal((n, 512)).astype(np.float32)
+        c = rng.standard_normal((k, 512)).astype(np.float32)
         groups = taxonomy.group_sizes() if grp else None
         x_in = x[0] if n == 1 else x  # batch 1 is one embedding, as a caller has it
-        xf, cf = x_in.astype(np.float32), c.astype(np.float32)  # numpy has no fp16 BLAS
-        c_unit = cf / np.linalg.norm(cf, axis=-1, keepdims=True)
-        fns = [lambda: similarity(x_in, c, groups=groups),
-               lambda: numpy_similarity(xf if dt == "float32" else x_in.astype(np.float32),
-                                        c_unit, groups=groups),
-               lambda: numpy_similarity(xf if dt == "float32" else x_in.astype(np.float32),
-                                        cf / np.linalg.norm(cf, axis=-1, keepdims=True),
-                                        groups=groups)]
-        (t_ours, t_np, t_all), reps = _median_us(fns, seconds, clock)
-        rows.append({"N": n, "K": k, "D": 512, "dtype": dt, "groups": grp, "reps": reps,
-                     "usclip_us": round(t_ours, 2), "numpy_us": round(t_np, 2),
-                     "numpy_all_us": round(t_all, 2), "speedup": round(t_np / t_ours, 2),
-                     "speedup_all": round(t_all / t_ours, 2)})
-        print(f"{n:>4} {k:>5} {dt:>8} {str(grp or '-'):>9} {t_ours:>10.1f} {t_np:>10.1f} "
-              f"{t_all:>10.1f} {t_np / t_ours:>7.2f}x {t_all / t_ours:>7.2f}x", flush=True)
+        c_unit = c / np.linalg.norm(c, axis=-1, keepdims=True)
+        p32, p16 = ClassEmbeddings(c, "float32"), ClassEmbeddings(c)
+        fns = {"numpy": lambda: numpy_similarity(x_in, c_unit, groups=groups),
+               "fp32": lambda: similarity(x_in, c, groups=groups),
+               "prep32": lambda: similarity(x_in, p32, groups=groups),
+               "compact": lambda: similarity(x_in, p16, groups=groups)}
+        if n > 4:
+            fns["blas"] = lambda: _blas(x_in, c, groups)
+        times, reps = _median_us(list(fns.values()), seconds, clock)
+        t = dict(zip(fns, times))
+        row = {"N": n, "K": k, "D": 512, "groups": grp, "reps": reps}
+        row.update({f"{m}_us": round(v, 2) for m, v in t.items()})
+        row.update({f"speedup_{m}": round(t["numpy"] / t[m], 2) for m in fns if m != "numpy"})
+        if "blas" in t:
+            row["own_vs_blas"] = round(t["fp32"] / t["blas"], 2)
+        rows.append(row)
+        blas = f"{t['blas']:>9.1f} {t['fp32'] / t['blas']:>6.2f}x" if "blas" in t else f"{'-':>9} {'-':>7}"
+        print(f"{n:>4} {k:>5} {str(grp or '-'):>9} {t['numpy']:>9.1f} {t['fp32']:>9.1f} {t['prep32']:>9.1f} "
+              f"{t['compact']:>9.1f} {t['numpy'] / t['fp32']:>6.2f}x {t['numpy'] / t['compact']:>6.2f}x {blas}",
+              flush=True)
     return rows
 
 
@@ -131,29 +149,28 @@ def _cpu_model() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", default="bench/results/similarity_cpu.json")
+    ap.add_argument("--json", default="bench/results/similarity_cpu_compact.json")
     ap.add_argument("--seconds", type=float, default=0.25, help="time per case and method")
     ap.add_argument("--threads", type=int, default=0, help="native threads (0: default)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="thread CPU time, 1 native + 1 BLAS thread (stable on a busy machine)")
-    ap.add_argument("--blas-min-macs", type=int, default=None,
-                    help="override the size from which the product goes to numpy's BLAS")
     args = ap.parse_args(argv)
     from usclip_sdk.ops._native import native
     if args.threads or args.cpu_time:
         native().set_num_threads(1 if args.cpu_time else args.threads)
     clock = time.thread_time if args.cpu_time else time.perf_counter
-    if args.blas_min_macs is not None:
-        sim_mod.BLAS_MIN_MACS = args.blas_min_macs
     print(f"cpu: {_cpu_model()} x{os.cpu_count()}, kernel {native().similarity_cpu_variant()}, "
           f"threads {native().num_threads()}")
     print(f"clock: {'thread CPU time, 1 thread' if args.cpu_time else 'wall, default threads'}")
-    print(f"{'N':>4} {'K':>5} {'dtype':>8} {'groups':>9} {'usclip us':>10} {'numpy us':>10} "
-          f"{'np_all us':>10} {'vs numpy':>8} {'vs all':>8}")
+    print(f"{'N':>4} {'K':>5} {'groups':>9} {'numpy':>9} {'fp32':>9} {'prep32':>9} {'compact':>9} "
+          f"{'np/fp32':>7} {'np/cmp':>7} {'blas':>9} {'fp32/blas':>7}   (us)")
+    load0 = os.getloadavg()
     rows = run(args.seconds, clock)
     out = {"cpu": _cpu_model(), "cpus": os.cpu_count(), "numpy": np.__version__,
+           "loadavg_start": [round(v, 2) for v in load0],
+           "loadavg_end": [round(v, 2) for v in os.getloadavg()],
            "kernel": native().similarity_cpu_variant(), "threads": native().num_threads(),
-           "blas_min_macs": sim_mod.BLAS_MIN_MACS, "clock": "thread_cpu" if args.cpu_time
+           "clock": "thread_cpu" if args.cpu_time
            else "wall", "command": " ".join(["python"] + sys.argv), "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))

@@ -102,3 +102,15 @@ def test_cuda_device_inputs_zero_copy():
     _check(got, similarity_reference(x, w.astype(np.float16)))
     one = similarity(xt[0], wt, device="cuda")
     assert one.logits.shape == (120,)
+
+
+def test_cuda_prepared_class_embeddings():
+    """A ClassEmbeddings on CUDA is scored as the float32 matrix it stands for."""
+    from usclip_sdk.ops import ClassEmbeddings
+    rng = np.random.default_rng(4)
+    p = ClassEmbeddings(rng.standard_normal((1000, 512)).astype(np.float32))
+    for n in (1, 40):  # fused and tiled-GEMM paths
+        x = rng.standard_normal((n, 512)).astype(np.float32)
+        for normalize in (True, False):
+            kw = dict(normalize=normalize, scale=100.0 if normalize else 0.1)
+            _check(similarity(x, p, device="cuda", **kw), similarity_reference(x, p, **kw), kw["scale"])

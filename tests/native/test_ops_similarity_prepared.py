@@ -127,6 +127,16 @@ def test_prepared_object_stands_for_its_values():
     assert "K=6, D=10, dtype=float16" in repr(p)
 
 
+def test_extreme_image_magnitudes_with_prepared_classes():
+    """Image rows whose float norms overflow/underflow are rescaled (the retry keeps the factors)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 32)).astype(np.float32)
+    p = ClassEmbeddings(rng.standard_normal((5, 32)).astype(np.float32))
+    ref = similarity(x, p)
+    for s in (1e25, 1e-25):
+        np.testing.assert_allclose(similarity(x * np.float32(s), p).logits, ref.logits, atol=1e-3)
+
+
 def test_prepared_empty_batch_and_topk_zero():
     p = ClassEmbeddings(np.eye(4, dtype=np.float32))
     e = similarity(np.ones((0, 4), np.float32), p, groups=[1, 3])
