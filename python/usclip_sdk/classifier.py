@@ -219,7 +219,7 @@ class Classifier:
 
         A scanner sends frame after frame with one screen layout, and a few layouts in turn
         (presets, probes, several scanners on one server), so the regions of the last 16
-        layouts are kept with their layout prints (usclip_sdk.layout.RegionCache, ~0.1-0.3 ms
+        layouts are kept with their layout prints (usclip_sdk.layout.RegionCache, ~0.4 ms
         a frame at 720p): a frame that matches one (at most 3 % of the fingerprint's cells
         differ and the scan's edge has not moved) reuses its region, any other is detected.
         """
