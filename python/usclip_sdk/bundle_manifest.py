@@ -15,8 +15,11 @@ Schema (format_version 1), every path relative to the bundle root::
               "inputs" [{"name", "dtype"}], "output"},
      "taxonomy": {"version", "class_names" [[field, value]], "group_sizes" [int],
                   "prompt_templates" {field: [template]}},
-     "encoders": {"image"|"text": {"fp32"|"fp16"|"int8": {"path", "inputs" [{"name", "dtype"}],
+     "encoders": {"image"|"text": {"fp32"|"fp16"|"int8"|"int8_cpu": {"path", "inputs" [{"name", "dtype"}],
                   "output", "fp32_nodes" [str]}}},
+       (int8: Q/DQ with symmetric int8 activations, what TensorRT consumes; int8_cpu: Q/DQ with
+       uint8 activations and int8 per-channel weights, the form onnxruntime runs fast on x86
+       CPUs with VNNI - symmetric int8 activations run slower than fp32 there)
      "class_embeddings": path,
      "files": {path: {"sha256", "size"}},
      "calibration" (optional; absent in older bundles): {"temperatures" {field: T},
@@ -55,7 +58,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8_cpu")
 TOWERS = ("image", "text")
 # Only formats that cannot execute code on load: ONNX protobuf, JSON, .npy (allow_pickle=False).
 SAFE_SUFFIXES = (".onnx", ".json", ".npy")

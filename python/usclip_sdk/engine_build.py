@@ -106,6 +106,9 @@ def input_shapes(bundle: Bundle, tower: str, profile: Profile, precision: str = 
 
 def plan_build(bundle: Bundle, tower: str, precision: str, profile: Profile, flavour: str) -> BuildPlan:
     """Choose the ONNX file, flags and fp32 pins for ``precision`` under ``flavour``."""
+    if precision == "int8_cpu":
+        raise ValueError("precision 'int8_cpu' is the onnxruntime CPU encoder (uint8 activations), not a "
+                         "TensorRT input; build the engine from 'int8' (symmetric Q/DQ), 'fp16' or 'fp32'")
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision: expected 'fp32', 'fp16' or 'int8', found {precision!r}")
     if flavour not in ("flags", "strongly_typed"):

@@ -35,11 +35,51 @@ def exported(tmp_path_factory):
 def test_export_cli_writes_all_variants(exported):
     _, _, b = exported
     assert b.source.suffix == ".zip"
-    assert set(b.precisions("image")) == {"fp32", "fp16", "int8"} and b.precisions("text") == ("int8",)
+    assert set(b.precisions("image")) == {"fp32", "fp16", "int8", "int8_cpu"} and b.precisions("text") == ("int8",)
     assert b.manifest.model.source["step"] == 3 and len(b.manifest.model.source["weights_sha256"]) == 64
     ops = {n.op_type for n in onnx.load(str(b.encoder_path("image", "int8"))).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # explicit Q/DQ, what TensorRT consumes
     assert "LayerNormalization" in ops  # left unquantised
+
+
+def _activation_zero_point_types(path) -> set[int]:
+    """Element types of the activation QuantizeLinear zero points (weights are initialisers)."""
+    m = onnx.load(str(path))
+    inits = {t.name: t for t in m.graph.initializer}
+    weights = set(inits)
+    return {inits[n.input[2]].data_type for n in m.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in weights and len(n.input) > 2}
+
+
+def test_int8_variants_have_the_activation_types_their_runtimes_need(exported):
+    _, _, b = exported
+    # TensorRT: symmetric int8 activations (zero point 0); onnxruntime x86: uint8 with a zero point
+    assert _activation_zero_point_types(b.encoder_path("image", "int8")) == {onnx.TensorProto.INT8}
+    assert _activation_zero_point_types(b.encoder_path("image", "int8_cpu")) == {onnx.TensorProto.UINT8}
+
+
+def test_int8_cpu_encoder_agrees_with_fp32_on_held_out_cases(exported):
+    from usclip_train.export.int8 import compare, synthetic_frames, to_model_input
+
+    _, _, b = exported
+    frames = list(synthetic_frames(32, seed=10_000))
+    x = np.concatenate([to_model_input(rgb, mask, b.preprocess) for rgb, mask, _ in frames])
+    r = compare(b.encoder_path("image"), b.encoder_path("image", "int8_cpu"), x, labels=[f[2] for f in frames],
+                class_embeddings=b.class_embeddings(), logit_scale=b.logit_scale, repeats=3)
+    assert r["cosine_mean"] >= 0.99 and r["cosine_min"] >= 0.98, r
+    assert r["AvgAcc_delta_points"] >= -1.0, r
+    assert r["top1_agreement"] >= 0.9, r
+
+
+def test_the_cpu_backend_runs_the_int8_cpu_encoder(exported):
+    from usclip_sdk import Classifier
+
+    _, _, b = exported
+    c = Classifier.from_bundle(b.source, backend="onnxruntime", device="cpu", precision="int8_cpu")
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320), dtype=np.uint8)
+    assert c.backend.info()["precision"] == "int8_cpu"
+    p = c.classify(frame)
+    assert p.label and len(p.attributes) == 9  # runs end to end
 
 
 def test_int8_text_encoder_parity(exported):

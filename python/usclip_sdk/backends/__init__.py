@@ -62,7 +62,8 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
     if backend == "auto":
         from . import tensorrt as trtb
 
-        gpu = device in ("auto", "cuda", "gpu")
+        # int8_cpu is an onnxruntime CPU encoder: asking for it asks for no TensorRT
+        gpu = device in ("auto", "cuda", "gpu") and precision != "int8_cpu"
         why = trtb.unavailable_reason() if gpu else None
         if gpu and why is None:
             try:
@@ -74,7 +75,7 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
                 log.warning("tensorrt failed, falling back to onnxruntime: %s", why)
         elif gpu:
             log.info("tensorrt not available, onnxruntime instead: %s", why)
-        ort = _open_onnxruntime(bundle, device, "fp32" if precision == "auto" else precision, **kw)
+        ort = _open_onnxruntime(bundle, device, precision, **kw)
         ort.fallback = f"tensorrt not used: {why}" if gpu else None  # device="cpu" asked for no GPU
         return ort
     try:

@@ -14,7 +14,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..errors import BackendUnavailableError, BundleError
 
-__all__ = ["OnnxRuntimeBackend", "unavailable_reason", "providers_for"]
+__all__ = ["OnnxRuntimeBackend", "unavailable_reason", "providers_for", "cpu_int8_fast"]
 
 
 def unavailable_reason() -> str | None:
@@ -47,6 +47,32 @@ def providers_for(device: str) -> list[str]:
     raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', found {device!r}")
 
 
+# x86 instructions that make onnxruntime's uint8 x int8 kernels fast (VNNI dot products, AMX
+# tiles); without them the int8 graph's quantise/dequantise work eats most of the gain.
+_INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+
+
+def cpu_int8_fast(cpuinfo: str = "/proc/cpuinfo") -> tuple[bool, str]:
+    """(True, which flag) when this x86 CPU has int8 dot-product instructions, else (False, why).
+
+    Linux only (reads ``cpuinfo``); elsewhere, and on ARM (not measured here), False: the fp32
+    encoder is the safe default and ``precision="int8_cpu"`` still forces the int8 one."""
+    import platform
+
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64"):
+        return False, f"int8 speed on {machine or 'this CPU'} not measured, fp32 kept"
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False, f"{cpuinfo} unreadable, CPU features unknown"
+    found = [f for f in _INT8_FLAGS if f in flags]
+    if found:
+        return True, f"CPU has {found[0]}"
+    return False, f"CPU has none of {list(_INT8_FLAGS)}"
+
+
 class OnnxRuntimeBackend:
     """Image (and, on first use, text) encoders of a bundle as onnxruntime sessions."""
 
@@ -57,6 +83,7 @@ class OnnxRuntimeBackend:
             raise BackendUnavailableError(reason)
         self.bundle = bundle
         self.providers = providers_for(device)
+        self.precision_reason = ""
         self.precision = self._pick_precision(bundle, precision)
         if threads is None:
             from ..settings import env_threads
@@ -91,14 +118,23 @@ class OnnxRuntimeBackend:
     def run_bound(self, n: int) -> np.ndarray:
         raise NotImplementedError("onnxruntime takes host pixels: use encode_image (device_input is False)")
 
-    @staticmethod
-    def _pick_precision(bundle: Bundle, precision: str) -> str:
+    def _pick_precision(self, bundle: Bundle, precision: str) -> str:
         have = bundle.precisions("image")
-        if precision == "auto":
-            return "fp32" if "fp32" in have else have[0]
-        if precision not in have:
-            raise BundleError(f"precision: the bundle has image encoders {list(have)}, not {precision!r}")
-        return precision
+        if precision != "auto":
+            if precision not in have:
+                raise BundleError(f"precision: the bundle has image encoders {list(have)}, not {precision!r}")
+            self.precision_reason = "asked for"
+            return precision
+        if "int8_cpu" in have and self.providers == ["CPUExecutionProvider"]:
+            fast, why = cpu_int8_fast()
+            if fast:
+                self.precision_reason = f"auto: CPU provider, {why}"
+                return "int8_cpu"
+            self.precision_reason = f"auto: the bundle has int8_cpu but {why}"
+        else:
+            self.precision_reason = ("auto: the bundle has no int8_cpu encoder" if "int8_cpu" not in have
+                                     else "auto: int8_cpu is for the CPU provider only")
+        return "fp32" if "fp32" in have else have[0]
 
     def _session(self, path: os.PathLike, precision: str = "fp32"):
         import onnxruntime as ort
@@ -139,5 +175,6 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         return {"backend": "onnxruntime", "version": ort.__version__, "providers": self.providers,
-                "precision": self.precision, "input_dtype": str(self.input_dtype),
+                "precision": self.precision, "precision_reason": self.precision_reason,
+                "input_dtype": str(self.input_dtype),
                 "max_batch": self.max_batch, "fallback": self.fallback}

@@ -18,7 +18,7 @@ def add_runtime_options(p: argparse.ArgumentParser, engine_batch: bool = True,
         p.add_argument("--engine-batch", default="1,1,8", metavar="MIN,OPT,MAX",
                        help="TensorRT engine batch profile, as given to build-engine --batch")
     if precision:
-        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8", "int8_cpu"],
                        help="encoder precision; auto: the best the bundle ships for the device (default auto)")
 
 

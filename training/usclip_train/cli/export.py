@@ -26,8 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--int8-text", action="store_true",
                    help="ship the text encoder int8-quantised (dynamic) instead of fp32: about 4x smaller")
     p.add_argument("--int8-image", metavar="CALIB", nargs="?", const="synthetic", default=None,
-                   help="also ship a Q/DQ int8 image encoder calibrated on CALIB: a folder of frames, "
-                        "or 'synthetic' (the default when the flag is given alone)")
+                   help="also ship int8 image encoders calibrated on CALIB (a folder of frames, or "
+                        "'synthetic', the default when the flag is given alone): the Q/DQ file TensorRT "
+                        "builds from (int8) and the uint8-activation file onnxruntime runs on x86 CPUs "
+                        "(int8_cpu, chosen by default where the CPU has VNNI)")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")

@@ -174,9 +174,11 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
                 files["text_encoder_fp16.onnx"] = convert_fp16(txt.path, tmp / "text_encoder_fp16.onnx")
                 enc["text"]["fp16"] = _encoder_entry(txt, "text_encoder_fp16.onnx")
         if int8_image is not None:
-            say(f"calibrating the int8 image encoder on {calib_frames} frames ({int8_image})")
-            files["image_encoder_int8.onnx"] = _int8_image(img, tmp, src, int8_image, calib_frames)
-            enc["image"]["int8"] = _encoder_entry(img, "image_encoder_int8.onnx")
+            say(f"calibrating the int8 image encoders (TensorRT and CPU forms) on {calib_frames} "
+                f"frames ({int8_image})")
+            for prec, path in _int8_images(img, tmp, src, int8_image, calib_frames).items():
+                files[path.name] = path
+                enc["image"][prec] = _encoder_entry(img, path.name)
         say("encoding the class prompts")
         emb = bundle_class_embeddings(model, tokenizer, prompt_set)
         manifest = _manifest(model, src, enc, prompt_set)
@@ -187,11 +189,14 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
         return write_bundle(out, manifest, files, emb, as_zip=as_zip, overwrite=overwrite)
 
 
-def _int8_image(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> Path:
+def _int8_images(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> dict[str, Path]:
+    """{"int8": the TensorRT Q/DQ file, "int8_cpu": the onnxruntime x86 file}, one calibration set."""
     from .int8 import calibration_frames, quantize_image_encoder, to_model_input
 
     inputs = [to_model_input(rgb, mask, src.preprocess) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
-    return quantize_image_encoder(img.path, tmp / "image_encoder_int8.onnx", inputs, img.fp32_nodes)
+    return {prec: quantize_image_encoder(img.path, tmp / f"image_encoder_{prec}.onnx", inputs, img.fp32_nodes,
+                                         target=target)
+            for prec, target in (("int8", "tensorrt"), ("int8_cpu", "cpu"))}
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Path:
