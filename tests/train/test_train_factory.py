@@ -9,7 +9,7 @@ from usclip_train import factory  # noqa: E402
 
 def test_registry_lists_shipped_configs():
     names = factory.list_models()
-    assert {"usclip-edge", "usclip-b16", "usclip-tiny"} <= set(names)
+    assert {"usclip-edge", "usclip-edge-conv", "usclip-b16", "usclip-tiny"} <= set(names)
     with pytest.raises(ValueError, match="unknown name"):
         factory.model_config("no-such-model")
 
@@ -24,6 +24,25 @@ def test_edge_builds_offline_with_edge_sized_image_tower():
         img = model.encode_image(torch.zeros(1, 3, 224, 224), normalize=True)
         txt = model.encode_text(tok(["a hypoechoic nodule"]), normalize=True)
     assert img.shape == txt.shape == (1, 256)
+
+
+def test_edge_conv_builds_a_timm_resnet_tower_at_128_px():
+    from usclip_train.train import TrainModule
+
+    model, pre, tok = factory.create_model("usclip-edge-conv")
+    n = factory.count_parameters(model)
+    assert 4e6 <= n["image"] <= 6e6, n  # resnet10t + a linear projection
+    assert pre.image_size == (128, 128) and tok.context_length == 48
+    assert factory.embed_dim_of(model) == 256  # read from the text tower: timm towers have no output_dim
+    assert not hasattr(model.visual, "output_dim") or model.visual.output_dim == 256
+    module = TrainModule(model)
+    assert module.channels_last  # convolutions train channels-last on CPU (oneDNN's fast layout)
+    with torch.no_grad():
+        img = model.encode_image(torch.rand(2, 3, 128, 128), normalize=True)
+        txt = model.encode_text(tok(["a hypoechoic nodule", "normal liver"]), normalize=True)
+    assert img.shape == txt.shape == (2, 256)
+    assert torch.allclose(img.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(img[0], img[1])  # different pixels, different embeddings
 
 
 def test_text_tower_loads_pretrained_minilm_weights():
