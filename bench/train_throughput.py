@@ -94,10 +94,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--unlock", type=int, default=2, help="unlocked text layers (the rest cached)")
-    ap.add_argument("--json", default="bench/results/train_throughput.json")
+    ap.add_argument("--json", default=None, help="write the results here (results differ per CPU: name the file "
+                                                 "after it, e.g. bench/results/train_throughput_xeon.json)")
     args = ap.parse_args()
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for recipe in args.recipes.split(","):
         rows.append(_one(recipe, args.batch, args.steps, args.unlock))
@@ -108,6 +107,10 @@ def main() -> int:
     for r in rows:
         print(f"{r['recipe']:<28} {r['batch']:>5} {r['step_s_median']:>7.3f} {r['samples_per_s']:>9.1f} "
               f"{r['ratio_vs_first']:>8.2f}")
+    if args.json is None:
+        return 0
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                                            "cpu": _cpu_name(), "torch": torch.__version__,
                                            "threads": torch.get_num_threads(), "load_avg": os.getloadavg()},
