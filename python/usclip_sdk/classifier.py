@@ -26,7 +26,8 @@ from .errors import InvalidInputError
 from .inputs import Frame, iter_frames, to_frame
 from .models import default_bundle_path
 from .prediction import Attribute, Prediction
-from .quality import FrozenDetector, assess
+from .prefetch import Prefetcher
+from .quality import FrozenDetector, Quality, assess
 from .layout import RegionCache
 from .region import Region, RegionTracker, detect_region, full_region, region_from_dicom
 from .triage import decide, mark_applicable
@@ -292,7 +293,8 @@ class Classifier:
 
     def _prediction(self, probs: np.ndarray, labels: _LabelSet, region: Region,
                     timings: dict[str, float], source: str, emb: np.ndarray | None, *,
-                    pixels: np.ndarray, vec: np.ndarray, frozen: FrozenDetector | None = None) -> Prediction:
+                    pixels: np.ndarray, vec: np.ndarray, frozen: FrozenDetector | None = None,
+                    quality: Quality | None = None) -> Prediction:
         attrs: dict[str, Attribute] = {}
         off = 0
         for field, n in zip(self.fields, self.group_sizes):
@@ -305,9 +307,12 @@ class Classifier:
         lp = probs[off:]
         order = np.argsort(-lp, kind="stable")[:5]
         t = time.perf_counter()
-        status, reasons = decide(assess(pixels, region), attrs, vec, self.calibration, frozen)
-        timings = dict(timings, triage=(time.perf_counter() - t) * 1e3)
-        timings["total"] += timings["triage"]
+        if quality is None:
+            quality = assess(pixels, region)
+        status, reasons = decide(quality, attrs, vec, self.calibration, frozen)
+        decided = (time.perf_counter() - t) * 1e3
+        timings = dict(timings, triage=timings.get("triage", 0.0) + decided)
+        timings["total"] += decided
         return Prediction(
             label=labels.names[order[0]], score=float(lp[order[0]]),
             topk=tuple((labels.names[j], float(lp[j])) for j in order),
@@ -359,7 +364,8 @@ class Classifier:
         return emb, probs, regions, ms
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
-               refresh_region_every: int = 10, frozen_after: int = 10) -> Iterator[Prediction]:
+               refresh_region_every: int = 10, frozen_after: int = 10,
+               prefetch: bool | None = None) -> Iterator[Prediction]:
         """Predictions for a video file, DICOM cine, camera index or iterable of frames.
 
         every: run the model on every n-th frame and re-emit the last result in between.
@@ -369,11 +375,24 @@ class Classifier:
         cheap fingerprint checks whether the scanner layout changed (RegionTracker).
         Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
         frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
+        prefetch: decode, find the region of, gate and preprocess the next frame in a background
+            thread while the encoder runs on this one (None = on for host backends such as
+            onnxruntime on the CPU, where those stages and the encoder compete for the same
+            cores only part of the time). Same predictions either way; errors from the
+            source are raised here, in order.
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
+        if prefetch is None:
+            prefetch = not self.backend.device_input
+        if prefetch:
+            return self._stream_prefetched(source, every, smoothing, refresh_region_every, frozen_after)
+        return self._stream_inline(source, every, smoothing, refresh_region_every, frozen_after)
+
+    def _stream_inline(self, source: Any, every: int, smoothing: float, refresh_region_every: int,
+                       frozen_after: int) -> Iterator[Prediction]:
         tracker: RegionTracker | None = None
         state: np.ndarray | None = None
         last: Prediction | None = None
@@ -396,6 +415,56 @@ class Classifier:
             last = self._prediction(state, labels, regions[0], ms, frame.source, None,
                                     pixels=frame.pixels, vec=emb[0], frozen=frozen)
             yield last
+
+    def _stream_prefetched(self, source: Any, every: int, smoothing: float, refresh_region_every: int,
+                           frozen_after: int) -> Iterator[Prediction]:
+        """stream() with the pixel stages of frame i+1 in a worker thread (see stream's prefetch)."""
+        frames = Prefetcher(self._prepare_frames(source, every, refresh_region_every), depth=2)
+        state: np.ndarray | None = None
+        last: Prediction | None = None
+        frozen = FrozenDetector(after=frozen_after)
+        try:
+            for item in frames:
+                if item is None:  # a frame skipped by ``every``
+                    if last is not None:
+                        yield last
+                    continue
+                frame, region, batch, quality, ms = item
+                labels = self._labels
+                t = time.perf_counter()
+                emb = self.backend.encode_image(batch)
+                t1 = time.perf_counter()
+                p = self._score(emb, labels)[0]
+                t2 = time.perf_counter()
+                frozen.update(frame.pixels, region)
+                ms = dict(ms, encode=(t1 - t) * 1e3, similarity=(t2 - t1) * 1e3)
+                ms["total"] = sum(ms.values())
+                state = (smoothing * state + (1.0 - smoothing) * p
+                         if state is not None and state.shape == p.shape and smoothing > 0 else p)
+                last = self._prediction(state, labels, region, ms, frame.source, None, pixels=frame.pixels,
+                                        vec=emb[0], frozen=frozen, quality=quality)
+                yield last
+        finally:
+            frames.close()
+
+    def _prepare_frames(self, source: Any, every: int, refresh_region_every: int) -> Iterator[tuple | None]:
+        """Worker side of the prefetched stream: (frame, region, model input, quality, stage ms)."""
+        tracker: RegionTracker | None = None
+        for i, frame in enumerate(iter_frames(source)):
+            if tracker is None:
+                tracker = RegionTracker(refresh_every=refresh_region_every, dicom_regions=frame.regions)
+            if i % every:
+                yield None
+                continue
+            t0 = time.perf_counter()
+            region = self._region(frame, None, tracker)
+            t1 = time.perf_counter()
+            batch = self._preprocess([frame], [region])
+            t2 = time.perf_counter()
+            quality = assess(frame.pixels, region)
+            t3 = time.perf_counter()
+            yield frame, region, batch, quality, {"region": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
+                                                  "triage": (t3 - t2) * 1e3}
 
     def info(self) -> dict[str, Any]:
         sig = self.bundle.signature
