@@ -9,7 +9,8 @@ embeddings. It does less than Classifier (no region detection, no masking, no qu
 Rows, for each variant (``--variants``, default every image precision the bundle ships for CPU):
 - one layout: ``classify`` of 720p frames of one scanner layout (new speckle each frame);
 - eight layouts in turn: the same through eight different screens, one frame of each in turn;
-- stream: ``Classifier.stream`` over frames of one layout: frames/s, p50 and p99 per frame;
+- stream: ``Classifier.stream`` over frames of one layout: frames/s, p50 and p99 per frame,
+  with the next frame prepared in a worker thread (the default) and inline (``_inline``);
 - stage times (region, preprocess, encode, similarity) from Prediction.timings.
 Accuracy guard (``--data``): each variant through Classifier on held-out frames: AvgAcc, its
 change against fp32 (points), and top-1 agreement with fp32 over every (frame, dimension).
@@ -124,9 +125,9 @@ def timing(clfs: dict[str, Classifier], savvy, lay, frames_n: int, eager=None) -
     return out
 
 
-def streaming(clf: Classifier, lay, n: int) -> dict:
+def streaming(clf: Classifier, lay, n: int, prefetch: bool) -> dict:
     seq = _sequence(lay, 1, n + 20, seed=7)
-    it = clf.stream(iter(seq), smoothing=0.6)
+    it = clf.stream(iter(seq), smoothing=0.6, prefetch=prefetch)
     for _ in range(20):
         next(it)
     ts = []
@@ -210,7 +211,8 @@ def main(argv=None) -> int:
            "auto_precision": {"precision": auto["precision"], "reason": auto.get("precision_reason")},
            "command": "python bench/bench_cpu_e2e.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     res["timing"] = timing(clfs, savvy_pipeline(probe, a.threads), lay, a.frames, eager)
-    res["stream"] = {v: streaming(c, lay, a.stream_frames) for v, c in clfs.items()}
+    res["stream"] = {f"{v}{'' if pf else '_inline'}": streaming(c, lay, a.stream_frames, pf)
+                     for v, c in clfs.items() for pf in (True, False)}
     if a.data:
         res["accuracy"] = accuracy(clfs, a.data, a.max)
     for label, row in res["timing"].items():
