@@ -37,12 +37,16 @@ def _cpuinfo(tmp_path, flags: str):
     return str(p)
 
 
-@pytest.mark.parametrize("flags,fast", [("avx512f avx512_vnni", True), ("avx_vnni", True), ("amx_int8 amx_tile", True),
-                                        ("avx512f avx512bw", False), ("", False)])
-def test_cpu_int8_fast_reads_the_dot_product_flags(tmp_path, monkeypatch, flags, fast):
+@pytest.mark.parametrize("flags,fast,named", [("avx2 avx512f avx512_vnni", True, "avx512_vnni"),
+                                              ("avx2 avx_vnni", True, "avx_vnni"),
+                                              ("avx2 amx_int8 amx_tile", True, "amx_int8"),
+                                              ("avx2 fma", True, "avx2"), ("sse4_2 avx", False, "none")])
+def test_cpu_int8_fast_reads_the_int8_flags(tmp_path, monkeypatch, flags, fast, named):
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
-    got, why = ortb.cpu_int8_fast(_cpuinfo(tmp_path, flags))
-    assert got is fast and why
+    p = tmp_path / "cpuinfo"
+    p.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\n")
+    got, why = ortb.cpu_int8_fast(str(p))
+    assert got is fast and named in why
 
 
 def test_cpu_int8_fast_is_false_off_x86_and_when_cpuinfo_is_unreadable(tmp_path, monkeypatch):
