@@ -91,7 +91,7 @@ def main() -> None:
                      threads=a.threads or None)
     frames = _frames(8, shape)
     base = _baseline(model.eval(), clf.class_embeddings, list(clf.group_sizes),
-                     clf.image_size[0], clf.mean, clf.std)
+                     clf.image_size[0], clf.preprocess.mean, clf.preprocess.std)
     res: dict = {"frame": list(shape), "cpu": platform.processor() or platform.machine(),
                  "cores": os.cpu_count(), "model": clf.bundle.manifest.model.name, "rows": {}}
     for batch in (1, 8):

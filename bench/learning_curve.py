@@ -39,7 +39,7 @@ def point(step: int, ck: Path, train, test, batch_size: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="usclip-curve-") as tmp:
         bundle = export_checkpoint(ck, Path(tmp) / "b")
-        clf = Classifier(bundle, backend="onnxruntime", device="cpu")
+        clf = Classifier(bundle, backend="onnxruntime", device="cpu", precision="fp32")
         r = evaluate(clf, train, test)
         del clf  # sessions released before the folder goes
     return {"step": step, "samples": step * batch_size,
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", required=True, type=Path, help="results file (read first: resumable)")
     a = ap.parse_args(argv)
     cfg = json.loads((a.run / "run_config.json").read_text())
+    # samples per step of a single-process run (run_config does not record a torchrun world size)
     batch = int(cfg["batch_size"]) * int(cfg.get("grad_accum", 1))
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
     out.update(run=str(a.run), data=str(a.data), split=a.split, max_frames=a.max, run_config=cfg,
@@ -79,9 +80,10 @@ def main(argv=None) -> int:
         out.setdefault("curve", []).append(p)
         out["curve"].sort(key=lambda q: q["step"])
         a.json.write_text(json.dumps(out, indent=1) + "\n")
+        auc = p["normal_vs_lesion_auc"]
         print(f"step {step:6d} ({p['samples']:,} samples): AvgAcc {100 * p['AvgAcc']:.1f} (seen "
               f"{100 * p['AvgAcc_seen']:.1f}, majority {100 * p['AvgMajority']:.1f}), AUC "
-              f"{p['normal_vs_lesion_auc']:.3f}, organ {100 * p['organ_acc_trained_organs']:.1f}  "
+              f"{'n/a' if auc is None else f'{auc:.3f}'}, organ {100 * p['organ_acc_trained_organs']:.1f}  "
               f"[{time.perf_counter() - t0:.0f} s]", flush=True)
     return 0
 

@@ -111,15 +111,17 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-split", default="train",
                     help="split whose most common values are the majority baseline (and the trained organs)")
     ap.add_argument("--max", type=int, default=None, help="evaluate at most this many frames")
+    ap.add_argument("--precision", default="fp32",
+                    help="image encoder (default fp32, the reference; bench/bench_cpu_e2e.py compares variants)")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args(argv)
-    clf = Classifier(a.bundle, backend="onnxruntime", device="cpu")
+    clf = Classifier(a.bundle, backend="onnxruntime", device="cpu", precision=a.precision)
     train = list(US365K(a.data, a.baseline_split))
     if not train:
         raise SystemExit(f"--baseline-split {a.baseline_split}: no samples in {a.data}")
     test = list(US365K(a.data, a.split))[:a.max]
     r = evaluate(clf, train, test)
-    r.update(bundle=str(a.bundle or "shipped"), data=str(a.data), split=a.split)
+    r.update(bundle=str(a.bundle or "shipped"), data=str(a.data), split=a.split, precision=clf.backend.precision)
     print(f"{'dimension':26s} {'n':>5s} {'acc':>6s} {'raw':>6s} {'seen':>6s} {'major':>6s}  (majority value)")
     for f, d in r["per_dimension"].items():
         print(f"{f:26s} {d['n']:5d} {100 * d['acc']:6.1f} {100 * d['acc_raw']:6.1f} {100 * d['acc_seen']:6.1f} "

@@ -16,10 +16,10 @@ Schema (format_version 1), every path relative to the bundle root::
      "taxonomy": {"version", "class_names" [[field, value]], "group_sizes" [int],
                   "prompt_templates" {field: [template]}},
      "encoders": {"image"|"text": {"fp32"|"fp16"|"int8"|"int8_cpu": {"path", "inputs" [{"name", "dtype"}],
-                  "output", "fp32_nodes" [str]}}},
+                  "output", "fp32_nodes" [str], "agreement" (optional) {figure: number}}}},
        (int8: Q/DQ with symmetric int8 activations, what TensorRT consumes; int8_cpu: Q/DQ with
-       uint8 activations and int8 per-channel weights, the form onnxruntime runs fast on x86
-       CPUs with VNNI - symmetric int8 activations run slower than fp32 there)
+       uint8 activations and 7-bit per-channel weights, the form onnxruntime runs fast on x86
+       CPUs with AVX2, VNNI or AMX - symmetric int8 activations run no faster than fp32 there)
      "class_embeddings": path,
      "files": {path: {"sha256", "size"}},
      "calibration" (optional; absent in older bundles): {"temperatures" {field: T},
@@ -78,6 +78,10 @@ class EncoderSpec:
     # ONNX node names kept in fp32 (LayerNormalization, Softmax, the final L2 norm); a
     # TensorRT 10 build pins these layers to fp32 when building in fp16.
     fp32_nodes: tuple[str, ...] = ()
+    # A reduced-precision encoder's agreement with fp32, measured at export on held-out
+    # synthetic cases ("frames", "cosine_min", "top1_agreement", "avgacc_delta_points"): the
+    # onnxruntime backend picks int8_cpu on "auto" only when it meets the accuracy guard.
+    agreement: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,11 +211,18 @@ def _encoders(v: Any) -> dict[str, dict[str, EncoderSpec]]:
         out[tower] = {}
         for prec, e in by_prec.items():
             w = f"encoders.{tower}.{prec}"
-            e = _obj(e, w, ("path", "inputs", "output"), ("fp32_nodes",))
+            e = _obj(e, w, ("path", "inputs", "output"), ("fp32_nodes", "agreement"))
             out[tower][prec] = EncoderSpec(
                 _typed(e["path"], str, f"{w}.path"), _tensors(e["inputs"], f"{w}.inputs"),
-                _typed(e["output"], str, f"{w}.output"), _str_list(e.get("fp32_nodes", []), f"{w}.fp32_nodes"))
+                _typed(e["output"], str, f"{w}.output"), _str_list(e.get("fp32_nodes", []), f"{w}.fp32_nodes"),
+                _agreement(e["agreement"], f"{w}.agreement") if "agreement" in e else None)
     return out
+
+
+def _agreement(v: Any, where: str) -> dict[str, float]:
+    if not isinstance(v, Mapping):
+        raise BundleError(f"manifest {where}: expected an object, found {type(v).__name__}")
+    return {_typed(k, str, where): float(_typed(x, (int, float), f"{where}.{k}")) for k, x in v.items()}
 
 
 def _model(v: Any) -> ModelInfo:
@@ -366,6 +377,12 @@ def manifest_to_dict(m: Manifest) -> dict:
         del d["calibration"]  # older readers reject unknown keys; an uncalibrated manifest stays as it was
     if m.label_support is None:
         del d["label_support"]
+    for by_prec in d["encoders"].values():
+        for e in by_prec.values():
+            if e["agreement"] is None:
+                del e["agreement"]  # encoders without a measured agreement are written as before
+            else:
+                e["agreement"] = dict(e["agreement"])
 
     def lists(x):  # tuples -> lists so json round-trips compare equal
         if isinstance(x, dict):

@@ -77,11 +77,13 @@ def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: st
 
     frames = read_split(data, split)
     with Bundle.open(bundle, trusted_keys=()) as b:
-        clf = Classifier(b, backend=backend)
+        # fitted on the fp32 encoder, the reference every reduced-precision variant is checked
+        # against, so the calibration does not depend on the CPU it was fitted on
+        clf = Classifier(b, backend=backend, precision="fp32")
         emb = embed_split(clf, [p for p, _ in frames], progress=progress)
         spec, ref, figures = fit_calibration(
             emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
-            fitted_on={"data": Path(data).name, "split": split},
+            fitted_on={"data": Path(data).name, "split": split, "precision": clf.backend.precision},
             support=b.manifest.label_support)
         path = write_calibrated(b, spec, ref, out, overwrite=overwrite)
     return path, {"frames": len(frames), "dimensions": figures,

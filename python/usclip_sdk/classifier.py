@@ -7,6 +7,7 @@ inference holds no mutable state, and ``set_labels`` swaps the label set atomica
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -375,11 +376,11 @@ class Classifier:
         cheap fingerprint checks whether the scanner layout changed (RegionTracker).
         Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
         frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
-        prefetch: decode, find the region of, gate and preprocess the next frame in a background
-            thread while the encoder runs on this one (None = on for host backends such as
-            onnxruntime on the CPU, where those stages and the encoder compete for the same
-            cores only part of the time). Same predictions either way; errors from the
-            source are raised here, in order.
+        prefetch: decode the next frame, find its region, gate it and preprocess it in a
+            worker thread while the encoder runs on this one (None = on for host backends such
+            as onnxruntime on the CPU; docs/performance.md has the measured gain). Same
+            predictions either way; errors from the source are raised here, in order; a live
+            feed lags at most one frame more. Argument errors are raised by this call itself.
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
@@ -418,25 +419,28 @@ class Classifier:
 
     def _stream_prefetched(self, source: Any, every: int, smoothing: float, refresh_region_every: int,
                            frozen_after: int) -> Iterator[Prediction]:
-        """stream() with the pixel stages of frame i+1 in a worker thread (see stream's prefetch)."""
-        frames = Prefetcher(self._prepare_frames(source, every, refresh_region_every), depth=2)
+        """stream() with the pixel stages of frame i+1 in a worker thread (see stream's prefetch).
+
+        Everything that reads a frame's pixels (region, preprocess, quality gate, the frozen
+        check) runs in the worker, so a source that refills one buffer in place is safe here
+        too; one frame is prepared ahead (depth 1): enough to overlap, and a live feed lags
+        at most one frame more than inline."""
+        frames = Prefetcher(self._prepare_frames(source, every, refresh_region_every, frozen_after), depth=1)
         state: np.ndarray | None = None
         last: Prediction | None = None
-        frozen = FrozenDetector(after=frozen_after)
         try:
-            for item in frames:
-                if item is None:  # a frame skipped by ``every``
-                    if last is not None:
-                        yield last
+            for skipped, item in frames:
+                for _ in range(skipped if last is not None else 0):  # frames skipped by ``every``
+                    yield last
+                if item is None:
                     continue
-                frame, region, batch, quality, ms = item
+                frame, region, batch, quality, frozen, ms = item
                 labels = self._labels
                 t = time.perf_counter()
                 emb = self.backend.encode_image(batch)
                 t1 = time.perf_counter()
                 p = self._score(emb, labels)[0]
                 t2 = time.perf_counter()
-                frozen.update(frame.pixels, region)
                 ms = dict(ms, encode=(t1 - t) * 1e3, similarity=(t2 - t1) * 1e3)
                 ms["total"] = sum(ms.values())
                 state = (smoothing * state + (1.0 - smoothing) * p
@@ -447,14 +451,18 @@ class Classifier:
         finally:
             frames.close()
 
-    def _prepare_frames(self, source: Any, every: int, refresh_region_every: int) -> Iterator[tuple | None]:
-        """Worker side of the prefetched stream: (frame, region, model input, quality, stage ms)."""
+    def _prepare_frames(self, source: Any, every: int, refresh_region_every: int,
+                        frozen_after: int) -> Iterator[tuple[int, tuple | None]]:
+        """Worker side of the prefetched stream: (frames skipped before it, (frame, region, model
+        input, quality, frozen-check snapshot, stage ms)); (n, None) carries trailing skips."""
         tracker: RegionTracker | None = None
+        frozen = FrozenDetector(after=frozen_after)
+        skipped = 0
         for i, frame in enumerate(iter_frames(source)):
             if tracker is None:
                 tracker = RegionTracker(refresh_every=refresh_region_every, dicom_regions=frame.regions)
             if i % every:
-                yield None
+                skipped += 1
                 continue
             t0 = time.perf_counter()
             region = self._region(frame, None, tracker)
@@ -462,9 +470,13 @@ class Classifier:
             batch = self._preprocess([frame], [region])
             t2 = time.perf_counter()
             quality = assess(frame.pixels, region)
+            frozen.update(frame.pixels, region)
             t3 = time.perf_counter()
-            yield frame, region, batch, quality, {"region": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
-                                                  "triage": (t3 - t2) * 1e3}
+            yield skipped, (frame, region, batch, quality, copy.copy(frozen),
+                            {"region": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, "triage": (t3 - t2) * 1e3})
+            skipped = 0
+        if skipped:
+            yield skipped, None
 
     def info(self) -> dict[str, Any]:
         sig = self.bundle.signature

@@ -2,8 +2,9 @@
 
 The worker pulls items from the wrapped iterator into a bounded queue; the consumer takes them in
 order. Whatever the iterator raises is raised to the consumer at the same position, with its
-own type and traceback. ``close()`` (also on garbage collection of an abandoned generator, via
-the consumer's ``finally``) stops the worker and closes the wrapped iterator in the worker's
+own type and traceback. ``close()`` (or leaving a ``with`` block; Classifier.stream calls it
+from its generator's ``finally``, which also runs when an abandoned generator is collected)
+stops the worker: it finishes the item in hand, then closes the wrapped iterator in its own
 thread, so a video file or camera is released. numpy, OpenCV and the native kernels release
 the GIL, so the worker's pixel work overlaps the encoder's run.
 """
@@ -77,8 +78,16 @@ class Prefetcher:
             raise item.error
         return item
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the worker (it finishes the item in hand) and wait for it."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the worker and wait up to ``timeout`` s for it (a source blocked in a read, such
+        as a camera with no signal, can take longer); True once it has finished."""
         self._stop.set()
         self._finished = True
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -21,13 +21,33 @@ def _key(p):
     return d
 
 
-@pytest.mark.parametrize("every,smoothing", [(1, 0.0), (1, 0.6), (3, 0.6)])
+@pytest.mark.parametrize("every,smoothing", [(1, 0.0), (1, 0.6), (3, 0.6), (5, 0.0)])
 def test_prefetched_stream_equals_the_inline_one(clf, every, smoothing):
-    frames = [screen(i % 4) for i in range(12)] + [np.zeros((120, 160), np.uint8)] * 3
-    inline = [_key(p) for p in clf.stream(frames, every=every, smoothing=smoothing, prefetch=False)]
-    ahead = [_key(p) for p in clf.stream(frames, every=every, smoothing=smoothing, prefetch=True)]
-    assert len(ahead) == len(inline) == 15
-    assert ahead == inline  # labels, scores, statuses (blank frames: no_image), regions
+    # a changing scan, then one frame repeated (frozen after 3 unchanged), then blank frames
+    frames = [screen(i % 4) for i in range(12)] + [screen(1)] * 8 + [np.zeros((120, 160), np.uint8)] * 3
+    inline = [_key(p) for p in clf.stream(frames, every=every, smoothing=smoothing, frozen_after=3, prefetch=False)]
+    ahead = [_key(p) for p in clf.stream(frames, every=every, smoothing=smoothing, frozen_after=3, prefetch=True)]
+    assert len(ahead) == len(inline) == 23
+    assert ahead == inline  # labels, scores, statuses, reasons, regions
+    if every == 1:
+        statuses = [p["status"] for p in ahead]
+        assert "frozen" in statuses and statuses[-1] == "no_image"  # the test reaches both
+
+
+def test_a_source_that_refills_one_buffer_is_safe(clf):
+    """Frame grabbers often hand out one array refilled in place: the worker reads each frame's
+    pixels before it asks for the next, so the answers are those of copies."""
+    frames = [screen(i % 4) for i in range(10)]
+    want = [_key(p) for p in clf.stream([f.copy() for f in frames], smoothing=0.0, prefetch=False)]
+    buf = np.empty_like(frames[0])
+
+    def grabber():
+        for f in frames:
+            buf[...] = f
+            yield buf
+
+    got = [_key(p) for p in clf.stream(grabber(), smoothing=0.0, prefetch=True)]
+    assert got == want
 
 
 def test_prefetched_stream_reports_every_stage(clf):
@@ -67,16 +87,19 @@ def test_stopping_early_stops_the_worker_and_closes_the_source(clf):
         finally:
             closed.set()
 
-    before = threading.active_count()
+    def workers():
+        return [t for t in threading.enumerate() if t.name == "usclip-prefetch"]
+
     it = clf.stream(endless(), prefetch=True)
     for _, _p in zip(range(3), it):
         pass
+    assert workers()  # prefetching while the consumer holds the stream
     it.close()
     assert closed.wait(5.0)
     deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
+    while workers() and time.time() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() <= before
+    assert not workers()
 
 
 def test_prefetcher_order_errors_and_depth():
@@ -104,8 +127,11 @@ def test_prefetcher_runs_ahead_by_at_most_depth():
             pulled.append(i)
             yield i
 
-    p = Prefetcher(counted(), depth=2)
-    assert next(p) == 0
-    time.sleep(0.2)
-    assert len(pulled) <= 4  # the one handed out, two queued, one waiting to be queued
-    p.close()
+    with Prefetcher(counted(), depth=2) as p:
+        assert next(p) == 0
+        deadline = time.time() + 5
+        while len(pulled) < 3 and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert 3 <= len(pulled) <= 4  # runs ahead: the one handed out, two queued, one waiting
+    assert p.close()

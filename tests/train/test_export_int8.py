@@ -71,6 +71,15 @@ def test_int8_cpu_encoder_agrees_with_fp32_on_held_out_cases(exported):
     assert r["top1_agreement"] >= 0.9, r
 
 
+def test_export_records_each_int8_encoders_agreement_with_fp32(exported):
+    _, _, b = exported
+    for prec in ("int8", "int8_cpu"):
+        a = b.encoder("image", prec).agreement
+        assert a["frames"] == 96 and 0.9 <= a["cosine_min"] <= 1.0 and 0.0 <= a["top1_agreement"] <= 1.0
+        assert "avgacc_delta_points" in a
+    assert b.encoder("image", "fp32").agreement is None
+
+
 def test_the_cpu_backend_runs_the_int8_cpu_encoder(exported):
     from usclip_sdk import Classifier
 

@@ -25,6 +25,14 @@ def test_bf16_on_a_cpu_with_native_bf16_is_quiet(monkeypatch):
         train._autocast(RunConfig(precision="bf16"), "cpu")
 
 
+@pytest.mark.parametrize("flags,native", [("avx2 avx512f avx512bw avx512_bf16", True), ("avx2 amx_bf16 amx_tile", True),
+                                          ("avx2 avx512f avx512bw avx512vl", False), ("avx2 fma", False)])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    p = tmp_path / "cpuinfo"
+    p.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\n")
+    assert train._cpu_has_native_bf16(str(p)) is native
+
+
 def test_fp16_on_cpu_is_refused():
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         train._autocast(RunConfig(precision="fp16"), "cpu")

@@ -241,7 +241,16 @@ def lr_lambda(total_steps: int, warmup: int, min_ratio: float):
     return f
 
 
-def _cpu_has_native_bf16() -> bool:
+def _cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """AVX512-BF16 or AMX-BF16 in the CPU flags (oneDNN's own check accepts plain AVX512BW,
+    where bf16 is still converted in software). Without /proc/cpuinfo: oneDNN's check."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is not None:
+        return "avx512_bf16" in flags or "amx_bf16" in flags
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN: assume not

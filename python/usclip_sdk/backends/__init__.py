@@ -76,7 +76,8 @@ def open_backend(bundle: Bundle, backend: str = "auto", device: str = "auto",
         elif gpu:
             log.info("tensorrt not available, onnxruntime instead: %s", why)
         ort = _open_onnxruntime(bundle, device, precision, **kw)
-        ort.fallback = f"tensorrt not used: {why}" if gpu else None  # device="cpu" asked for no GPU
+        # device="cpu" or precision="int8_cpu" asked for no GPU: nothing fell back
+        ort.fallback = f"tensorrt not used: {why}" if gpu else None
         return ort
     try:
         opener = BACKENDS[backend]

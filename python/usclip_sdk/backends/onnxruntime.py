@@ -14,7 +14,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..errors import BackendUnavailableError, BundleError
 
-__all__ = ["OnnxRuntimeBackend", "unavailable_reason", "providers_for", "cpu_int8_fast"]
+__all__ = ["OnnxRuntimeBackend", "unavailable_reason", "providers_for", "cpu_int8_fast", "int8_guard"]
 
 
 def unavailable_reason() -> str | None:
@@ -75,6 +75,22 @@ def cpu_int8_fast(cpuinfo: str = "/proc/cpuinfo") -> tuple[bool, str]:
     return False, f"CPU has none of {list(_INT8_FLAGS)}"
 
 
+# The accuracy guard a faster encoder must meet to be chosen without being asked for.
+GUARD_TOP1 = 0.97
+GUARD_AVGACC_POINTS = -0.5
+
+
+def int8_guard(agreement: Mapping[str, float] | None) -> tuple[bool, str]:
+    """(ok, why) for an encoder's export-time agreement with fp32 (EncoderSpec.agreement)."""
+    if not agreement or "top1_agreement" not in agreement or "avgacc_delta_points" not in agreement:
+        return False, "its agreement with fp32 was not measured at export (re-export with --int8-image)"
+    top1, delta = agreement["top1_agreement"], agreement["avgacc_delta_points"]
+    figures = f"top-1 agreement {top1:.3f}, AvgAcc {delta:+.2f} points vs fp32"
+    if top1 < GUARD_TOP1 or delta < GUARD_AVGACC_POINTS:
+        return False, f"{figures}: below the guard (>= {GUARD_TOP1}, >= {GUARD_AVGACC_POINTS})"
+    return True, figures
+
+
 class OnnxRuntimeBackend:
     """Image (and, on first use, text) encoders of a bundle as onnxruntime sessions."""
 
@@ -84,6 +100,11 @@ class OnnxRuntimeBackend:
         if reason:
             raise BackendUnavailableError(reason)
         self.bundle = bundle
+        if precision == "int8_cpu":  # the x86 CPU file: never handed to the CUDA provider
+            if device in ("cuda", "gpu"):
+                raise ValueError("precision 'int8_cpu' is the CPU encoder; on the GPU use fp32 or fp16 "
+                                 "(or TensorRT with int8)")
+            device = "cpu"
         self.providers = providers_for(device)
         self.precision_reason = ""
         self.precision = self._pick_precision(bundle, precision)
@@ -129,10 +150,11 @@ class OnnxRuntimeBackend:
             return precision
         if "int8_cpu" in have and self.providers == ["CPUExecutionProvider"]:
             fast, why = cpu_int8_fast()
-            if fast:
-                self.precision_reason = f"auto: CPU provider, {why}"
+            ok, guard = int8_guard(bundle.encoder("image", "int8_cpu").agreement)
+            if fast and ok:
+                self.precision_reason = f"auto: CPU provider, {why}, {guard}"
                 return "int8_cpu"
-            self.precision_reason = f"auto: the bundle has int8_cpu but {why}"
+            self.precision_reason = f"auto: the bundle has int8_cpu but {why if not fast else guard}"
         else:
             self.precision_reason = ("auto: the bundle has no int8_cpu encoder" if "int8_cpu" not in have
                                      else "auto: int8_cpu is for the CPU provider only")

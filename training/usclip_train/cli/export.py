@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                    help="also ship int8 image encoders calibrated on CALIB (a folder of frames, or "
                         "'synthetic', the default when the flag is given alone): the Q/DQ file TensorRT "
                         "builds from (int8) and the uint8-activation file onnxruntime runs on x86 CPUs "
-                        "(int8_cpu, chosen by default where the CPU has VNNI)")
+                        "(int8_cpu, chosen by default on x86 CPUs with AVX2/VNNI/AMX when it agrees with fp32)")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")

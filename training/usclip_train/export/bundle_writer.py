@@ -173,14 +173,18 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
             if not int8_text:
                 files["text_encoder_fp16.onnx"] = convert_fp16(txt.path, tmp / "text_encoder_fp16.onnx")
                 enc["text"]["fp16"] = _encoder_entry(txt, "text_encoder_fp16.onnx")
+        say("encoding the class prompts")
+        emb = bundle_class_embeddings(model, tokenizer, prompt_set)
         if int8_image is not None:
             say(f"calibrating the int8 image encoders (TensorRT and CPU forms) on {calib_frames} "
                 f"frames ({int8_image})")
             for prec, path in _int8_images(img, tmp, src, int8_image, calib_frames).items():
                 files[path.name] = path
                 enc["image"][prec] = _encoder_entry(img, path.name)
-        say("encoding the class prompts")
-        emb = bundle_class_embeddings(model, tokenizer, prompt_set)
+            say(f"measuring the int8 encoders against fp32 on {AGREEMENT_FRAMES} held-out synthetic cases")
+            for prec in ("int8", "int8_cpu"):
+                enc["image"][prec]["agreement"] = int8_agreement(img.path, files[f"image_encoder_{prec}.onnx"],
+                                                                 src, emb, float(model.logit_scale.detach().exp()))
         manifest = _manifest(model, src, enc, prompt_set)
         if fp16_weights:
             manifest["model"]["source"] = dict(manifest["model"]["source"] or {},
@@ -189,8 +193,28 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
         return write_bundle(out, manifest, files, emb, as_zip=as_zip, overwrite=overwrite)
 
 
+AGREEMENT_FRAMES = 96
+AGREEMENT_SEED = 20_000  # disjoint from the calibration seeds (0..n) and bench/test seeds (10_000..)
+
+
+def int8_agreement(fp32_onnx: Path, int8_onnx: Path, src: BundleSource, class_emb, logit_scale: float,
+                   n: int = AGREEMENT_FRAMES) -> dict[str, float]:
+    """What the manifest records for an int8 encoder: cosine, top-1 agreement over every (frame,
+    dimension) and the zero-shot AvgAcc change vs fp32 on ``n`` held-out synthetic cases."""
+    import numpy as np
+
+    from .int8 import compare, synthetic_frames, to_model_input
+
+    frames = list(synthetic_frames(n, seed=AGREEMENT_SEED))
+    x = np.concatenate([to_model_input(rgb, mask, src.preprocess) for rgb, mask, _ in frames])
+    r = compare(fp32_onnx, int8_onnx, x, labels=[f[2] for f in frames], class_embeddings=class_emb,
+                logit_scale=logit_scale, repeats=1)
+    return {"frames": float(n), "cosine_min": round(r["cosine_min"], 5), "cosine_mean": round(r["cosine_mean"], 5),
+            "top1_agreement": round(r["top1_agreement"], 4), "avgacc_delta_points": round(r["AvgAcc_delta_points"], 2)}
+
+
 def _int8_images(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> dict[str, Path]:
-    """{"int8": the TensorRT Q/DQ file, "int8_cpu": the onnxruntime x86 file}, one calibration set."""
+    """{"int8": the TensorRT Q/DQ file, "int8_cpu": the onnxruntime x86 file}, from the same frames."""
     from .int8 import calibration_frames, quantize_image_encoder, to_model_input
 
     inputs = [to_model_input(rgb, mask, src.preprocess) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
