@@ -10,6 +10,8 @@ export HF_HUB_OFFLINE=1
 RUN=${RUN:-runs/conv128}; DATA=${DATA:-data/synth-v3}; OUT=runs/ship; N=${N:-600}
 mkdir -p "$OUT"
 step() { echo "== $(date +%T) $*"; }
+step "learning curve (every checkpoint, 400 test frames)"
+python bench/learning_curve.py --run "$RUN" --data "$DATA" --max 400 --json bench/results/learning_curve_conv128.json
 step export
 usclip export "$RUN" --out "$OUT/raw.zip" --zip --overwrite --fp16 --fp16-weights --int8-text \
   --int8-image synthetic --calib-frames 64
