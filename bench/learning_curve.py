@@ -1,8 +1,10 @@
 """Learning curve of a training run: every checkpoint exported and measured through ``Classifier``.
 
-Each ``RUN/checkpoints/step-*`` is exported to a temporary bundle (fp32, held-out prompts, the
-run's label support, no calibration) and scored by ``bench/model_eval.py``'s ``evaluate`` on the
-same test frames, so the curve says whether more samples would help. Resumable: steps already in
+Each ``RUN/checkpoints/step-*`` is exported to a temporary bundle as the shipped one is (fp32,
+held-out prompts, graph anchors when the run trained with the graph, BatchNorm re-estimated on
+``--data``'s training split unless ``--no-bn``, the run's label support, no calibration) and
+scored by ``bench/model_eval.py``'s ``evaluate`` on the same test frames, so the curve says
+whether more samples would help. Resumable: steps already in
 ``--json`` are kept and skipped.
 
     python bench/learning_curve.py --run runs/conv128 --data data/synth-v3 --max 400 \
@@ -34,11 +36,11 @@ def checkpoints(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def point(step: int, ck: Path, train, test, batch_size: int) -> dict:
+def point(step: int, ck: Path, train, test, batch_size: int, bn_data: str | None) -> dict:
     from usclip_train.export.bundle_writer import export_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="usclip-curve-") as tmp:
-        bundle = export_checkpoint(ck, Path(tmp) / "b")
+        bundle = export_checkpoint(ck, Path(tmp) / "b", bn_data=bn_data)
         clf = Classifier(bundle, backend="onnxruntime", device="cpu", precision="fp32")
         r = evaluate(clf, train, test)
         del clf  # sessions released before the folder goes
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--max", type=int, default=400, help="frames scored per checkpoint")
     ap.add_argument("--every", type=int, default=1, help="score every Nth checkpoint (the last always)")
+    ap.add_argument("--no-bn", action="store_true",
+                    help="export without re-estimating BatchNorm on --data's training split (usclip export --bn-data)")
     ap.add_argument("--json", required=True, type=Path, help="results file (read first: resumable)")
     a = ap.parse_args(argv)
     cfg = json.loads((a.run / "run_config.json").read_text())
@@ -63,7 +67,8 @@ def main(argv=None) -> int:
     batch = int(cfg["batch_size"]) * int(cfg.get("grad_accum", 1))
     out = json.loads(a.json.read_text()) if a.json.is_file() else {}
     out.update(run=str(a.run), data=str(a.data), split=a.split, max_frames=a.max, run_config=cfg,
-               eval=f"python bench/learning_curve.py --run {a.run} --data {a.data} --max {a.max} "
+               eval=f"python bench/learning_curve.py --run {a.run} --data {a.data} --max {a.max}"
+                    f"{' --no-bn' if a.no_bn else ''} "
                     "(each checkpoint exported uncalibrated, held-out prompts, scope=trained, through Classifier)")
     done = {p["step"] for p in out.get("curve", [])}
     train = list(US365K(a.data, "train"))
@@ -76,7 +81,7 @@ def main(argv=None) -> int:
         if step in done:
             continue
         t0 = time.perf_counter()
-        p = point(step, ck, train, test, batch)
+        p = point(step, ck, train, test, batch, None if a.no_bn else a.data)
         out.setdefault("curve", []).append(p)
         out["curve"].sort(key=lambda q: q["step"])
         a.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -14,7 +14,7 @@ step "learning curve (every checkpoint, 400 test frames)"
 python bench/learning_curve.py --run "$RUN" --data "$DATA" --max 400 --json bench/results/learning_curve_conv128.json
 step export
 usclip export "$RUN" --out "$OUT/raw.zip" --zip --overwrite --fp16 --fp16-weights --int8-text \
-  --int8-image synthetic --calib-frames 64
+  --int8-image synthetic --calib-frames 64 --bn-data "$DATA"
 step calibrate
 usclip calibrate "$OUT/raw.zip" --data "$DATA" --split valid --out "$OUT/usclip-edge.zip" --overwrite --json \
   > "$OUT/calibration.json"

@@ -41,6 +41,11 @@ def register(subparsers) -> None:
                    help="fit the triage calibration (temperatures, OOD score, thresholds) on this data "
                         "set's validation split, as usclip calibrate does (docs/triage.md)")
     p.add_argument("--calib-split", default="valid", help="split of --calib-data to fit on (default valid)")
+    p.add_argument("--bn-data", metavar="DIR", type=Path, default=None,
+                   help="re-estimate the image tower's BatchNorm statistics on this data set's training "
+                        "split through the SDK's pixel path before exporting (convolutional towers; "
+                        "docs/training.md)")
+    p.add_argument("--bn-frames", type=int, default=512, help="frames for --bn-data (default 512)")
     p.add_argument("--sign", metavar="KEY", type=Path, default=None,
                    help="sign the bundle with this private key (from usclip keygen): manifest.sig")
     p.set_defaults(func=run)
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                              int8_text=args.int8_text, int8_image=args.int8_image,
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
                              fp16_weights=args.fp16_weights, prompt_set=args.prompts,
+                             bn_data=args.bn_data, bn_frames=args.bn_frames,
                              progress=lambda line: print(f"export: {line}", file=sys.stderr, flush=True))
     if args.calib_data is not None:  # before signing: the signature covers the calibrated manifest
         from usclip_sdk.calibrate import calibrate_bundle

@@ -10,7 +10,7 @@ default use needs no text tower. The file format itself is ``usclip_sdk.bundle.w
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -263,8 +263,13 @@ def _int8_images(img: ExportedTower, tmp: Path, src: BundleSource, source: str |
             for prec, target in (("int8", "tensorrt"), ("int8_cpu", "cpu"))}
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Path:
-    """``usclip export``: a usclip checkpoint folder -> bundle (keywords as write_model_bundle)."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, bn_data: str | Path | None = None,
+                      bn_frames: int = 512, **kw: Any) -> Path:
+    """``usclip export``: a usclip checkpoint folder -> bundle (keywords as write_model_bundle).
+
+    bn_data: a US-365K-layout folder whose training split re-estimates the image tower's
+    BatchNorm statistics on served pixels first (export/batchnorm.py; towers without BatchNorm
+    are unaffected)."""
     from ..checkpoint import load_model, read_checkpoint
 
     ck = read_checkpoint(checkpoint)
@@ -279,6 +284,14 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, **kw: Any) -> Pat
                        label_support=ck.config.get("label_support"))
     if "fusion" not in kw:
         kw["fusion"] = _trained_fusion(ck)
+    if bn_data is not None:
+        from .batchnorm import recalibrate_batchnorm, training_frames
+
+        n = recalibrate_batchnorm(model.visual, training_frames(bn_data, bn_frames), spec.preprocess)
+        if n:
+            src = replace(src, provenance=dict(src.provenance, batchnorm=(
+                f"{n} layers re-estimated on {bn_frames} un-augmented training frames of {Path(bn_data).name} "
+                "through the SDK pixel path")))
     return write_model_bundle(model, src, tokenizer, out, **kw)
 
 
