@@ -377,17 +377,19 @@ class Classifier:
         Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
         frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
         prefetch: decode the next frame, find its region, gate it and preprocess it in a
-            worker thread while the encoder runs on this one (None = on for host backends such
-            as onnxruntime on the CPU; docs/performance.md has the measured gain). Same
-            predictions either way; errors from the source are raised here, in order; a live
-            feed lags at most one frame more. Argument errors are raised by this call itself.
+            worker thread while the encoder runs on this one. Off by default (None): on an idle
+            2-core CPU it measured slower (int8_cpu 92 vs 110 frames/s: the worker competes
+            with onnxruntime's threads), faster only on a loaded one (docs/performance.md); try
+            it where decode is heavy (video files, DICOM). Same predictions either way; errors
+            from the source are raised here, in order; a live feed lags at most one frame
+            more. Argument errors are raised by this call itself.
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
         if prefetch is None:
-            prefetch = not self.backend.device_input
+            prefetch = False
         if prefetch:
             return self._stream_prefetched(source, every, smoothing, refresh_region_every, frozen_after)
         return self._stream_inline(source, every, smoothing, refresh_region_every, frozen_after)
