@@ -80,6 +80,18 @@ def test_export_records_each_int8_encoders_agreement_with_fp32(exported):
     assert b.encoder("image", "fp32").agreement is None
 
 
+def test_int8_for_cpu_writes_only_the_cpu_file(tmp_path):
+    from usclip_train.checkpoint import save_checkpoint
+
+    model, spec, _ = tiny_model(tmp_path)
+    ck = save_checkpoint(tmp_path / "ckpt", model, spec, step=1, epoch=0, save_rng=False)
+    assert cli_main(["export", str(ck), "--out", str(tmp_path / "b"), "--int8-image", "synthetic",
+                     "--int8-for", "cpu", "--calib-frames", "8"]) == 0
+    with Bundle.open(tmp_path / "b") as b:
+        assert set(b.precisions("image")) == {"fp32", "int8_cpu"}
+        assert b.encoder("image", "int8_cpu").agreement["frames"] == 96
+
+
 def test_the_cpu_backend_runs_the_int8_cpu_encoder(exported):
     from usclip_sdk import Classifier
 

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         "'synthetic', the default when the flag is given alone): the Q/DQ file TensorRT "
                         "builds from (int8) and the uint8-activation file onnxruntime runs on x86 CPUs "
                         "(int8_cpu, chosen by default on x86 CPUs with AVX2/VNNI/AMX when it agrees with fp32)")
+    p.add_argument("--int8-for", choices=("both", "cpu", "tensorrt"), default="both",
+                   help="which int8 image files --int8-image writes: both (default), cpu (int8_cpu only, "
+                        "for CPU devices and a smaller bundle) or tensorrt (int8 only)")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store the fp32 image encoder's weights as float16 (half size, fp32 compute)")
     p.add_argument("--calib-frames", type=int, default=64, help="calibration frames for --int8-image")
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                              int8_text=args.int8_text, int8_image=args.int8_image,
                              calib_frames=args.calib_frames, overwrite=args.overwrite,
                              fp16_weights=args.fp16_weights, prompt_set=args.prompts,
-                             bn_data=args.bn_data, bn_frames=args.bn_frames,
+                             bn_data=args.bn_data, bn_frames=args.bn_frames, int8_for=args.int8_for,
                              progress=lambda line: print(f"export: {line}", file=sys.stderr, flush=True))
     if args.calib_data is not None:  # before signing: the signature covers the calibrated manifest
         from usclip_sdk.calibrate import calibrate_bundle

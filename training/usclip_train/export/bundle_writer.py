@@ -157,7 +157,8 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
                        overwrite: bool = False, int8_image: str | Path | None = None,
                        calib_frames: int = 64, fp16_weights: bool = False,
                        progress: Callable[[str], None] | None = None,
-                       prompt_set: str = "held_out", fusion: torch.nn.Module | None = None) -> Path:
+                       prompt_set: str = "held_out", fusion: torch.nn.Module | None = None,
+                       int8_for: str = "both") -> Path:
     """Export ``model`` and write the bundle at ``out``; returns its path.
 
     fp16_weights: store the fp32 image encoder's weights as float16 (half the file, fp32
@@ -216,11 +217,11 @@ def write_model_bundle(model: torch.nn.Module, src: BundleSource, tokenizer, out
         if int8_image is not None:
             say(f"calibrating the int8 image encoders (TensorRT and CPU forms) on {calib_frames} "
                 f"frames ({int8_image})")
-            for prec, path in _int8_images(img, tmp, src, int8_image, calib_frames).items():
+            for prec, path in _int8_images(img, tmp, src, int8_image, calib_frames, int8_for).items():
                 files[path.name] = path
                 enc["image"][prec] = _encoder_entry(img, path.name)
             say(f"measuring the int8 encoders against fp32 on {AGREEMENT_FRAMES} held-out synthetic cases")
-            for prec in ("int8", "int8_cpu"):
+            for prec in [p for p in ("int8", "int8_cpu") if p in enc["image"]]:
                 enc["image"][prec]["agreement"] = int8_agreement(img.path, files[f"image_encoder_{prec}.onnx"],
                                                                  src, emb, float(model.logit_scale.detach().exp()))
         manifest = _manifest(model, src, enc, prompt_set)
@@ -253,14 +254,22 @@ def int8_agreement(fp32_onnx: Path, int8_onnx: Path, src: BundleSource, class_em
             "top1_agreement": round(r["top1_agreement"], 4), "avgacc_delta_points": round(r["AvgAcc_delta_points"], 2)}
 
 
-def _int8_images(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int) -> dict[str, Path]:
-    """{"int8": the TensorRT Q/DQ file, "int8_cpu": the onnxruntime x86 file}, from the same frames."""
+_INT8_FILES = {"both": (("int8", "tensorrt"), ("int8_cpu", "cpu")), "tensorrt": (("int8", "tensorrt"),),
+               "cpu": (("int8_cpu", "cpu"),)}
+
+
+def _int8_images(img: ExportedTower, tmp: Path, src: BundleSource, source: str | Path, n: int,
+                 int8_for: str = "both") -> dict[str, Path]:
+    """{"int8": the TensorRT Q/DQ file, "int8_cpu": the onnxruntime x86 file} (``int8_for``:
+    both, or one), from the same calibration frames."""
     from .int8 import calibration_frames, quantize_image_encoder, to_model_input
 
+    if int8_for not in _INT8_FILES:
+        raise ValueError(f"int8_for: expected one of {list(_INT8_FILES)}, found {int8_for!r}")
     inputs = [to_model_input(rgb, mask, src.preprocess) for rgb, mask, _ in calibration_frames(source, n, seed=0)]
     return {prec: quantize_image_encoder(img.path, tmp / f"image_encoder_{prec}.onnx", inputs, img.fp32_nodes,
                                          target=target)
-            for prec, target in (("int8", "tensorrt"), ("int8_cpu", "cpu"))}
+            for prec, target in _INT8_FILES[int8_for]}
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, bn_data: str | Path | None = None,
