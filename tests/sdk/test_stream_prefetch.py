@@ -1,4 +1,5 @@
-"""Classifier.stream with the next frame prepared in a worker thread (prefetch=True): the same predictions as the inline stream, errors raised in order, nothing left
+"""Classifier.stream with the next frame prepared in a worker thread (prefetch=True): the same
+predictions as the inline stream, errors raised in order, nothing left
 running when the consumer stops early; and Prefetcher itself."""
 from __future__ import annotations
 
