@@ -43,11 +43,9 @@ CPU_PRECISIONS = ("fp32", "int8_cpu")
 
 
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+    from usclip_sdk.cpuinfo import cpu_field
+
+    return cpu_field("model name") or platform.processor() or platform.machine()
 
 
 def savvy_pipeline(clf: Classifier, threads: int | None):

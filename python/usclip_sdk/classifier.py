@@ -56,6 +56,14 @@ class _LabelSet:
         self.weights = weights
 
 
+def _smooth(state: np.ndarray | None, p: np.ndarray, smoothing: float) -> np.ndarray:
+    """Exponential moving average of a stream's probabilities (restarts when the label set's
+    size changed)."""
+    if state is not None and state.shape == p.shape and smoothing > 0:
+        return smoothing * state + (1.0 - smoothing) * p
+    return p
+
+
 class Classifier:
     """Zero-shot ultrasound triage with a model bundle.
 
@@ -366,7 +374,7 @@ class Classifier:
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
                refresh_region_every: int = 10, frozen_after: int = 10,
-               prefetch: bool | None = None) -> Iterator[Prediction]:
+               prefetch: bool = False) -> Iterator[Prediction]:
         """Predictions for a video file, DICOM cine, camera index or iterable of frames.
 
         every: run the model on every n-th frame and re-emit the last result in between.
@@ -377,7 +385,7 @@ class Classifier:
         Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
         frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
         prefetch: decode the next frame, find its region, gate it and preprocess it in a
-            worker thread while the encoder runs on this one. Off by default (None): on an idle
+            worker thread while the encoder runs on this one. Off by default: on an idle
             2-core CPU it measured slower (int8_cpu 92 vs 110 frames/s: the worker competes
             with onnxruntime's threads), faster only on a loaded one (docs/performance.md); try
             it where decode is heavy (video files, DICOM). Same predictions either way; errors
@@ -388,8 +396,6 @@ class Classifier:
             raise ValueError(f"every: expected >= 1, found {every}")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
-        if prefetch is None:
-            prefetch = False
         if prefetch:
             return self._stream_prefetched(source, every, smoothing, refresh_region_every, frozen_after)
         return self._stream_inline(source, every, smoothing, refresh_region_every, frozen_after)
@@ -410,11 +416,7 @@ class Classifier:
             labels = self._labels
             emb, probs, regions, ms = self._infer([frame], [None], tracker, labels)
             frozen.update(frame.pixels, regions[0])
-            p = probs[0]
-            if state is not None and state.shape == p.shape and smoothing > 0:
-                state = smoothing * state + (1.0 - smoothing) * p
-            else:
-                state = p
+            state = _smooth(state, probs[0], smoothing)
             last = self._prediction(state, labels, regions[0], ms, frame.source, None,
                                     pixels=frame.pixels, vec=emb[0], frozen=frozen)
             yield last
@@ -445,8 +447,7 @@ class Classifier:
                 t2 = time.perf_counter()
                 ms = dict(ms, encode=(t1 - t) * 1e3, similarity=(t2 - t1) * 1e3)
                 ms["total"] = sum(ms.values())
-                state = (smoothing * state + (1.0 - smoothing) * p
-                         if state is not None and state.shape == p.shape and smoothing > 0 else p)
+                state = _smooth(state, p, smoothing)
                 last = self._prediction(state, labels, region, ms, frame.source, None, pixels=frame.pixels,
                                         vec=emb[0], frozen=frozen, quality=quality)
                 yield last

@@ -244,11 +244,9 @@ def lr_lambda(total_steps: int, warmup: int, min_ratio: float):
 def _cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """AVX512-BF16 or AMX-BF16 in the CPU flags (oneDNN's own check accepts plain AVX512BW,
     where bf16 is still converted in software). Without /proc/cpuinfo: oneDNN's check."""
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        flags = None
+    from usclip_sdk.cpuinfo import cpu_flags
+
+    flags = cpu_flags(cpuinfo)
     if flags is not None:
         return "avx512_bf16" in flags or "amx_bf16" in flags
     try:

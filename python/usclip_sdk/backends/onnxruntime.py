@@ -64,10 +64,10 @@ def cpu_int8_fast(cpuinfo: str = "/proc/cpuinfo") -> tuple[bool, str]:
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
         return False, f"int8 speed on {machine or 'this CPU'} not measured, fp32 kept"
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
+    from ..cpuinfo import cpu_flags
+
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
         return False, f"{cpuinfo} unreadable, CPU features unknown"
     found = [f for f in _INT8_FLAGS if f in flags]
     if found:
