@@ -5,6 +5,7 @@ screen pixels of single frames, on several organs and probe families.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -80,9 +81,9 @@ def test_vascularity_classes_ordered_by_coloured_fraction(organ: str) -> None:
 
 
 def test_lesion_fills_a_readable_part_of_the_model_input() -> None:
-    """At extent 0.24 (the smallest nodule) the lesion spans >= ~25 of the 128 input pixels."""
+    """At extent 0.27 (the smallest nodule) the lesion spans >= ~25 of the 128 input pixels."""
     for organ in ORGANS:
-        f = _frame(organ, extent=0.24)
+        f = _frame(organ, extent=0.27)
         x0, y0, x1, y1 = f.params["region_box"]
         bx0, bx1, by0, by1 = f.params["lesion"]["bbox_mm"]
         mm = f.params["mm_per_px"]
@@ -97,3 +98,46 @@ def test_descriptor_sheet_has_one_row_per_value() -> None:
     assert sheet.shape == (2 * cell_h, 2 * 64, 3)  # enhancement, shadowing: two rows of two
     with pytest.raises(ValueError, match="Organ_level"):
         descriptor_sheet("Organ_level")
+
+
+def _inside_and_ring(f, inner: float = 0.75):
+    g = grey(f)
+    return g[ellipse_mask(f.params, g.shape, inner)], float(np.median(g[ring_mask(f.params, g.shape, 1.2, 1.5)
+                                                                       & (f.region_mask > 0)]))
+
+
+@pytest.mark.parametrize("organ", ["liver", "thyroid"])
+def test_septations_show_as_bright_lines_across_a_clear_cyst(organ: str) -> None:
+    bright = {}
+    for internal in (("cystic components",), ("cystic components", "septations")):
+        f = _frame(organ, diagnosis="cyst", echogenicity="anechoic", posterior="enhancement", internal=internal)
+        inside, ring = _inside_and_ring(f)
+        bright[len(internal)] = float((inside > 0.8 * ring).mean())
+    assert bright[1] < 0.03 and bright[2] > 0.08, bright
+
+
+@pytest.mark.parametrize("organ", ["liver", "breast"])
+def test_mixed_cystic_solid_and_complex_cystic_differ(organ: str) -> None:
+    """Mixed: a solid body (brighter than the tissue) with round clear spaces; complex: mostly
+    fluid with low-level echoes, darker than the tissue and than the mixed lesion."""
+    st = {}
+    for internal in ("mixed cystic and solid mass", "complex cystic solid", "solid components"):
+        f = _frame(organ, echogenicity="mixed echogenicity" if internal != "solid components" else "hypoechoic",
+                   internal=(internal,), diagnosis="mass")
+        inside, ring = _inside_and_ring(f, 0.8)
+        st[internal] = (float((inside < 0.35 * ring).mean()), float(np.median(inside)) - ring)
+    mixed, complex_, solid = st["mixed cystic and solid mass"], st["complex cystic solid"], st["solid components"]
+    assert 0.08 < mixed[0] < 0.5, st  # round clear spaces in a solid body
+    assert mixed[1] > solid[1] + 10 and complex_[1] < min(mixed[1] - 25, -25), st  # complex: mostly fluid
+
+
+@pytest.mark.parametrize("organ", ["liver", "thyroid"])
+def test_well_defined_edge_is_sharper_than_ill_defined(organ: str) -> None:
+    """The largest radial step of the grey profile across the edge of a hypoechoic nodule."""
+    step = {}
+    for m in ("well-defined", "ill-defined/indistinct"):
+        f = _frame(organ, margins=m, echogenicity="hypoechoic")
+        g = cv2.GaussianBlur(grey(f), (0, 0), 1.0)
+        prof = [float(np.median(g[ring_mask(f.params, g.shape, r, r + 0.08)])) for r in np.arange(0.5, 1.6, 0.08)]
+        step[m] = float(np.max(np.abs(np.diff(prof))))
+    assert step["well-defined"] > 1.5 * step["ill-defined/indistinct"], step

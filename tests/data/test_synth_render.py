@@ -41,6 +41,11 @@ def test_plausibility_rules_hold(cases: list[CaseSpec]) -> None:
             assert les.posterior == "shadowing"
         if les.echogenicity == "anechoic":
             assert les.posterior == "enhancement" and "calcifications" not in les.internal
+        if les.echogenicity in ("isoechoic", "hyperechoic"):
+            # a shadowing (strongly attenuating) lesion darkens with depth: it would read hypoechoic
+            assert les.posterior != "shadowing" and "calcifications" not in les.internal
+        if les.echogenicity == "isoechoic":
+            assert les.margins == "well-defined"  # seen by its halo only
 
 
 def test_distribution_covers_the_taxonomy(cases: list[CaseSpec]) -> None:

@@ -179,9 +179,13 @@ _SHAPE = {
     "fluid collection": {"irregular": 3, "flattened": 3, "tubular/linear": 2},
 }
 # Long axis as a fraction of the field's smaller side: a mass is big, a nodule is small (the
-# size is what tells them apart on a frame; the two ranges do not overlap).
-_EXTENT = {"nodule": (0.24, 0.33), "cyst": (0.26, 0.4), "mass": (0.44, 0.56),
-           "fluid collection": (0.38, 0.55)}
+# size is what tells them apart on a frame; the ranges are far apart so that the view-to-view
+# scale (0.9-1.05) and the input stretch cannot make one look like the other).
+_EXTENT = {"nodule": (0.27, 0.35), "cyst": (0.3, 0.45), "mass": (0.52, 0.64),
+           "fluid collection": (0.42, 0.58)}
+# Short axis / long axis per shape: round and oval, flattened and tubular do not overlap.
+_RATIO = {"round": (0.92, 1.0), "oval": (0.45, 0.62), "flattened": (0.3, 0.38),
+          "tubular/linear": (0.1, 0.14)}
 _MARGINS = {"cyst": {"well-defined": 1.0},
             "nodule": {"well-defined": 6, "ill-defined/indistinct": 4},
             "mass": {"well-defined": 3, "ill-defined/indistinct": 7},
@@ -211,8 +215,9 @@ def _internal(rng: np.random.Generator, dx: str, echo: str) -> tuple[str, ...]:
     else:  # a lesion with cystic parts is of mixed echogenicity by sight: solid only here
         base = "solid components"
     tags = [base]
-    # Calcification is common in solid nodules/masses of thyroid or breast type (hypo/mixed).
-    if echo in ("hypoechoic", "mixed echogenicity", "isoechoic") and rng.random() < 0.3:
+    # Calcified foci in hypoechoic or mixed solid lesions (thyroid and breast types). Not in
+    # iso- or hyperechoic ones: their shadow would darken the lesion below its echo class.
+    if echo in ("hypoechoic", "mixed echogenicity") and rng.random() < 0.3:
         tags.append("calcifications")
     return tuple(tags)
 
@@ -224,29 +229,37 @@ def _posterior(rng: np.random.Generator, dx: str, echo: str, internal: tuple[str
         return "enhancement"  # fluid attenuates less than tissue
     if "mixed cystic and solid mass" in internal or "complex cystic solid" in internal:
         return _choice(rng, {"enhancement": 2, "": 1}) or None
+    # A shadowing lesion attenuates strongly, so its own deeper half darkens: only hypoechoic
+    # solid lesions shadow (as breast carcinomas do); an iso- or hyperechoic one that shadowed
+    # would read as hypoechoic.
+    shadow = 4 if dx == "mass" else 1.5
+    if echo not in ("hypoechoic", "mixed echogenicity"):
+        shadow = 0
     if dx == "mass":
-        return _choice(rng, {"shadowing": 4, "": 5, "enhancement": 1}) or None
-    return _choice(rng, {"": 6, "shadowing": 1.5, "enhancement": 1}) or None
+        return _choice(rng, {"shadowing": shadow, "": 5, "enhancement": 1}) or None
+    return _choice(rng, {"": 6, "shadowing": shadow, "enhancement": 1}) or None
 
 
 def _lesion(rng: np.random.Generator, model: OrganModel, dx: str) -> LesionSpec:
     shape = _choice(rng, _SHAPE[dx])
-    margins = _choice(rng, _MARGINS[dx])
     echo = _choice(rng, _ECHO[dx])
+    # An isoechoic lesion is seen only by its crisp halo: an ill-defined one would not be seen.
+    margins = "well-defined" if echo == "isoechoic" else _choice(rng, _MARGINS[dx])
     internal = _internal(rng, dx, echo)
     posterior = _posterior(rng, dx, echo, internal)
     lo, hi = model.lesion_mm
     long_axis = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    ratio = {"round": (0.9, 1.0), "oval": (0.45, 0.64), "tubular/linear": (0.17, 0.25),
-             "flattened": (0.32, 0.45)}.get(shape, (0.6, 0.95))
-    short_axis = long_axis * float(rng.uniform(*ratio))
+    short_axis = long_axis * float(rng.uniform(*_RATIO.get(shape, (0.7, 0.95))))
+    extent = float(rng.uniform(*_EXTENT[dx]))
+    if shape == "tubular/linear":  # a band: long enough to read as one at the input size
+        extent = min(0.8, 1.4 * extent)
     return LesionSpec(
         diagnosis=dx, shape=shape, margins=margins, echogenicity=echo, internal=internal,
         posterior=posterior, vascularity=_choice(rng, _VASC[dx]),
         size_mm=(round(long_axis, 2), round(short_axis, 2)),
         center=(float(rng.uniform(-0.35, 0.35)), float(rng.uniform(0.3, 0.7))),
         angle_deg=float(rng.uniform(-20, 20)) if shape != "round" else 0.0,
-        seed=int(rng.integers(0, 2**31 - 1)), extent=round(float(rng.uniform(*_EXTENT[dx])), 3))
+        seed=int(rng.integers(0, 2**31 - 1)), extent=round(extent, 3))
 
 
 def _labels(rng: np.random.Generator, model: OrganModel, lesion: LesionSpec | None,

@@ -51,36 +51,47 @@ class LesionRender:
 
 
 def _outline(shape: str, a: float, b: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """Polygons (local mm, unrotated) whose union is the lesion."""
-    phi = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    """Polygons (local mm, unrotated) whose union is the lesion.
+
+    Each class has one geometric signature a small CNN can read at the 128 px input: round
+    and oval are smooth (aspect ratio tells them apart); lobulated is one body with 3-4 broad
+    smooth lobes; nodular is a cluster of separate round nodules with deep clefts between;
+    irregular is angular (straight edges, sharp corners, no symmetry); flattened is a
+    flat-topped lens and tubular a long thin band.
+    """
+    phi = np.linspace(0, 2 * np.pi, 128, endpoint=False)
     r = np.ones_like(phi)
     if shape in ("round", "oval"):
-        r += 0.025 * np.sin(3 * phi + rng.uniform(0, 6.3))
+        r += 0.02 * np.sin(3 * phi + rng.uniform(0, 6.3))
     elif shape == "lobulated":
-        k = int(rng.integers(3, 6))
-        r += rng.uniform(0.13, 0.2) * np.sin(k * phi + rng.uniform(0, 6.3)) \
-            + 0.05 * np.sin((k + 2) * phi + rng.uniform(0, 6.3))
-    elif shape == "irregular":
-        for k in range(2, 14):
-            r += rng.uniform(0.05, 0.2) / k ** 0.6 * np.sin(k * phi + rng.uniform(0, 6.3))
-        r += 0.04 * rng.standard_normal(phi.size)
+        k = int(rng.integers(3, 5))
+        r += rng.uniform(0.2, 0.26) * np.sin(k * phi + rng.uniform(0, 6.3))
+    elif shape == "irregular":  # a jagged polygon: alternating near and far vertices
+        m = int(rng.integers(8, 13))
+        t = np.sort((np.arange(m) + rng.uniform(-0.3, 0.3, m)) * 2 * np.pi / m)
+        rad = np.where(np.arange(m) % 2 == 0, rng.uniform(1.0, 1.2, m), rng.uniform(0.55, 0.75, m))
+        v = np.stack([a * rad * np.cos(t), b * rad * np.sin(t)], 1) / 1.1
+        f = np.linspace(0, 1, 10, endpoint=False)[:, None, None]  # straight edges, densely sampled
+        return [(v + f * (np.roll(v, -1, 0) - v)).transpose(1, 0, 2).reshape(-1, 2)]
     elif shape == "flattened":
         c, s = np.abs(np.cos(phi)), np.abs(np.sin(phi))
-        r = 1.0 / (c ** 4 + s ** 4) ** 0.25  # superellipse: flat top and bottom
-    elif shape == "nodular":  # a cluster of confluent nodules: a clover with notches between
+        r = 1.0 / (c ** 6 + s ** 6) ** (1 / 6)  # superellipse: flat top and bottom
+    elif shape == "nodular":  # confluent round nodules round a small core, clefts between them
         k = int(rng.integers(3, 6))
-        polys = [np.stack([0.5 * a * np.cos(phi), 0.5 * b * np.sin(phi)], 1)]
+        polys = [np.stack([0.3 * a * np.cos(phi), 0.3 * b * np.sin(phi)], 1)]
+        t0 = rng.uniform(0, 2 * np.pi)
+        rr = 0.42 if k <= 4 else 0.36
         for i in range(k):
-            t = 2 * np.pi * i / k + rng.uniform(-0.3, 0.3)
-            rr = rng.uniform(0.42, 0.52)
+            t = t0 + 2 * np.pi * i / k + rng.uniform(-0.15, 0.15)
             cx, cy = (1 - rr) * a * np.cos(t), (1 - rr) * b * np.sin(t)
-            polys.append(np.stack([cx + rr * a * np.cos(phi), cy + rr * b * np.sin(phi)], 1))
+            rad = rr * min(a, b) * rng.uniform(0.95, 1.1)
+            polys.append(np.stack([cx + rad * np.cos(phi), cy + rad * np.sin(phi)], 1))
         return polys
     elif shape == "tubular/linear":
-        t = np.linspace(-1, 1, 40)
-        bend = rng.uniform(-0.6, 0.6) * b
+        t = np.linspace(-1, 1, 48)
+        bend = rng.uniform(0.8, 1.6) * b * rng.choice([-1.0, 1.0])
         cx, cy = a * t, bend * (t * t - 0.3)
-        half = b * np.clip(np.sqrt(1 - t * t), 0.35, 1.0)
+        half = b * np.clip(1.6 * np.sqrt(1 - t * t), 0.5, 1.0)
         return [np.concatenate([np.stack([cx, cy - half], 1), np.stack([cx, cy + half], 1)[::-1]])]
     else:
         raise ValueError(f"shape: unknown value {shape!r}")
@@ -93,13 +104,15 @@ def _place(polys: list[np.ndarray], cx: float, cy: float, angle_deg: float) -> l
     return [p @ rot.T + np.array([cx, cy]) for p in polys]
 
 
-def _ring_median(c: Canvas, mask: np.ndarray, fallback: float) -> float:
-    """Median echogenicity of the tissue ring around the lesion: 'relative to surroundings'."""
+def _ring_median(c: Canvas, mask: np.ndarray, fallback: float, q: float = 0.5) -> float:
+    """Echogenicity of the tissue ring around the lesion ('relative to surroundings'): its
+    median, or quantile ``q`` (a hyperechoic lesion is brighter than nearly all of a layered
+    surrounding, not only than its median)."""
     k = max(3, int(round(4.0 / c.mm_per_px)) * 2 + 1)
     ring = (cv2.dilate(mask, np.ones((k, k), np.uint8)) > 0) & (mask == 0)
     vals = c.echo[ring]
     vals = vals[vals > 0.15]  # fluid neighbours (a gallbladder lumen) do not count
-    return float(np.median(vals)) if vals.size > 20 else fallback
+    return float(np.quantile(vals, q)) if vals.size > 20 else fallback
 
 
 def _spicules(c: Canvas, polys: list[np.ndarray], echo: float, rng: np.random.Generator, scale: float) -> None:
@@ -115,39 +128,54 @@ def _spicules(c: Canvas, polys: list[np.ndarray], echo: float, rng: np.random.Ge
 
 def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: float,
               a: float, b: float, ctr: tuple[float, float], ang: float, rng: np.random.Generator) -> int:
-    """Internal characteristics inside the lesion; returns the number of calcified foci."""
+    """Internal characteristics inside the lesion; returns the number of calcified foci.
+
+    Every structure is at least ~1.5-2.5 model-input pixels across, and each combination has
+    its own look: mixed = a solid body punched with round clear spaces; complex = mostly fluid
+    full of low-level echoes, thick septa and a solid wall nodule; septations = bright
+    full-width septa across a clear cyst; calcifications = bright foci that shadow.
+    """
     inside = cv2.erode(mask, np.ones((3, 3), np.uint8))
     tags = set(spec.internal)
-    ipx = input_pixel_mm(c.geom)  # septa and foci at least ~1.5 model-input pixels across
+    ipx = input_pixel_mm(c.geom)
     fluid_base = spec.echogenicity == "anechoic"
-    if "mixed cystic and solid mass" in tags or "complex cystic solid" in tags:
-        complex_ = "complex cystic solid" in tags
-        n = smooth_noise(c.shape, rng, 12 if complex_ else 7)
-        # mixed: clear (black) pockets, ~40 %, in a solid part at least as bright as the
-        # tissue; complex: mostly fluid (~65 %) full of low-level echoes (debris), thick septa.
+    t = np.radians(ang)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+    def at(u: float, v: float) -> tuple[float, float]:  # lesion-local (u along a, v along b) -> mm
+        x, y = rot @ np.array([u * a, v * b])
+        return float(ctr[0] + x), float(ctr[1] + y)
+
+    if "mixed cystic and solid mass" in tags:
+        c.echo[inside > 0] = np.maximum(c.echo[inside > 0], 2.0 * ref)  # a solid body, +6 dB
+        for _ in range(int(rng.integers(3, 6))):
+            rr = rng.uniform(0.17, 0.26) * min(a, b)
+            px, py = at(rng.uniform(-0.55, 0.55), rng.uniform(-0.5, 0.5))
+            c.paint(c.mask_ellipse(px, py, rr, rr) & inside, echo=0.0, atten=FLUID_ATTEN)
+    if "complex cystic solid" in tags:  # fluid with low-level debris echoes (-17 dB) throughout
         ins = inside > 0
-        cut = float(np.quantile(n[ins], 0.35 if complex_ else 0.6)) if ins.any() else 0.0
-        cyst = (n > cut) & ins
-        solid_part = (inside > 0) & ~cyst
-        c.echo[solid_part] = np.maximum(c.echo[solid_part], 1.2 * ref)
-        c.echo[cyst] = 0.18 * ref if complex_ else 0.0
-        c.atten[cyst] = FLUID_ATTEN
+        c.echo[ins] = 0.14 * ref * (1.0 + 0.5 * smooth_noise(c.shape, rng, lesion_grain(c, a, b))[ins])
+        c.atten[ins] = FLUID_ATTEN
     if "cystic components" in tags and not fluid_base:
         for _ in range(int(rng.integers(1, 4))):
             rr = rng.uniform(0.15, 0.3) * b
-            px = ctr[0] + rng.uniform(-0.5, 0.5) * a
-            py = ctr[1] + rng.uniform(-0.4, 0.4) * b
+            px, py = at(rng.uniform(-0.5, 0.5), rng.uniform(-0.4, 0.4))
             c.paint(c.mask_ellipse(px, py, rr * 1.3, rr, ang) & inside, echo=0.0, atten=FLUID_ATTEN)
-    if "solid components" in tags and (fluid_base or spec.diagnosis in ("cyst", "fluid collection")):
-        side = rng.uniform(0, 2 * np.pi)  # mural nodule on the wall
-        px, py = ctr[0] + 0.6 * a * np.cos(side), ctr[1] + 0.6 * b * np.sin(side)
-        c.paint(c.mask_ellipse(px, py, 0.35 * b, 0.3 * b) & inside, echo=max(solid, ref))
+    if "solid components" in tags and (fluid_base or spec.diagnosis in ("cyst", "fluid collection")) \
+            or "complex cystic solid" in tags:
+        side = rng.uniform(0, 2 * np.pi)  # a solid nodule on the wall
+        px, py = at(0.6 * np.cos(side), 0.6 * np.sin(side))
+        c.paint(c.mask_ellipse(px, py, 0.4 * min(a, b), 0.33 * min(a, b)) & inside, echo=max(solid, 1.3 * ref))
     if "septations" in tags or "complex cystic solid" in tags:
-        thick = max(1.4, 2.2 * ipx) if "complex cystic solid" in tags else max(0.6, 1.5 * ipx)
-        for _ in range(int(rng.integers(1, 4))):
-            t1, t2 = rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)
-            p = np.array([[ctr[0] + a * np.cos(t1), ctr[1] + b * np.sin(t1)],
-                          [ctr[0] + a * np.cos(t2), ctr[1] + b * np.sin(t2)]])
+        complex_ = "complex cystic solid" in tags
+        thick = max(1.4, 2.5 * ipx) if complex_ else max(0.8, 1.6 * ipx)
+        t1 = rng.uniform(0, np.pi)
+        thin = b < 0.5 * a  # a flat or tubular collection: septa cross it, loculating it
+        for k in range(int(rng.integers(1, 3) if complex_ else rng.integers(1, 4))):  # full-width chords
+            th = np.pi / 2 + rng.uniform(-0.3, 0.3) if thin else t1 + k * np.pi / 3 + rng.uniform(-0.25, 0.25)
+            off = rng.uniform(-0.6, 0.6) if thin else rng.uniform(-0.25, 0.25)
+            p = np.array([at(1.2 * np.cos(th) - off * np.sin(th), 1.2 * np.sin(th) + off * np.cos(th)),
+                          at(-1.2 * np.cos(th) - off * np.sin(th), -1.2 * np.sin(th) + off * np.cos(th))])
             line = c.mask_poly(p, max(1, int(round(thick / c.mm_per_px))), False) & inside
             c.paint(line, echo=3.0 * max(ref, 0.8))
     n_calc = 0
@@ -155,8 +183,7 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
         n_calc = int(rng.integers(3, 10))
         for _ in range(n_calc):
             rr = max(rng.uniform(0.35, 1.1), rng.uniform(0.8, 1.2) * ipx)
-            px = ctr[0] + rng.uniform(-0.65, 0.65) * a
-            py = ctr[1] + rng.uniform(-0.55, 0.55) * b
+            px, py = at(rng.uniform(-0.65, 0.65), rng.uniform(-0.55, 0.55))
             c.paint(c.mask_ellipse(px, py, rr, rr) & inside, echo=18.0 * max(ref, 0.8), atten=10.0)
     return n_calc
 
@@ -220,19 +247,41 @@ def _flow(c: Canvas, spec: LesionSpec, ctr: tuple[float, float], a: float, b: fl
         for k in range(n):  # evenly spaced rim vessels around the whole lesion
             vessel(arc(t0 + 2 * np.pi * k / n, 2 * np.pi / n * 0.55, 0.9), rng.uniform(0.45, 0.6))
     elif kind == "increased":
-        for k in range(8):  # a near-complete rim
-            vessel(arc(2 * np.pi * k / 8, 2 * np.pi / 8 * 0.85, 0.88), rng.uniform(0.75, 1.0))
-        for _ in range(int(rng.integers(7, 11))):  # and branches crossing the centre
-            p0 = rng.uniform(-0.8, 0.8, 2) * (a, b)
+        for k in range(8):  # a rim of vessels all round
+            vessel(arc(2 * np.pi * k / 8, 2 * np.pi / 8 * 0.7, 0.88), rng.uniform(0.75, 1.0))
+        for _ in range(int(rng.integers(5, 8))):  # and thin branches crossing the centre (thin:
+            p0 = rng.uniform(-0.7, 0.7, 2) * (a, b)  # the lesion's grey still shows between them)
             walk = p0 + np.cumsum(rng.normal(0, 0.22, (5, 2)) * (a, b), 0)
-            vessel(walk, rng.uniform(0.7, 1.0), width * rng.uniform(1.0, 1.5))
+            vessel(walk, rng.uniform(0.7, 1.0), width)
     else:  # indeterminate/inhomogeneous: a dense patch on one side of the lesion only
         side = rng.uniform(0, 2 * np.pi)
         hub = 0.45 * np.array([a * np.cos(side), b * np.sin(side)])
-        for _ in range(int(rng.integers(6, 9))):
-            p0 = hub + rng.normal(0, 0.18, 2) * (a, b)
-            walk = p0 + np.cumsum(rng.normal(0, 0.14, (4, 2)) * (a, b), 0)
-            vessel(walk, rng.uniform(0.4, 1.0), width * rng.uniform(0.8, 1.6))
+        for _ in range(int(rng.integers(5, 8))):
+            p0 = hub + rng.normal(0, 0.16, 2) * (a, b)
+            walk = p0 + np.cumsum(rng.normal(0, 0.12, (4, 2)) * (a, b), 0)
+            vessel(walk, rng.uniform(0.4, 1.0), width * rng.uniform(0.8, 1.2))
+
+
+def lesion_grain(c: Canvas, a: float, b: float) -> int:
+    """smooth_noise grain that puts about five noise cells across the lesion, whatever its
+    size: patches scale with the lesion, so a small one is not one uniform blob."""
+    canvas_mm = max(c.shape) * c.mm_per_px
+    return int(np.clip(5.0 * canvas_mm / (2.0 * max(a, b)), 6, 64))
+
+
+def _paint_ill_defined(c: Canvas, mask: np.ndarray, echo: np.ndarray, atten: float, soft_mm: float,
+                       grain: int, rng: np.random.Generator) -> None:
+    """An indistinct margin: the lesion fades into the tissue over ``soft_mm`` (Gaussian sigma)
+    with a patchy, interdigitating transition. The blend is geometric (in dB): a linear blend
+    of amplitudes would look sharp again after log compression, since a tenth of the tissue's
+    amplitude already shows as two thirds of its grey."""
+    w = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), soft_mm / c.mm_per_px)
+    w = np.clip(w + 2.0 * smooth_noise(c.shape, rng, 3 * grain) * w * (1 - w), 0.0, 1.0)
+    zone = w > 0.01
+    floor = np.float32(3e-3)  # -50 dB: black on any dynamic range used here
+    lt, le = np.log(np.maximum(c.echo[zone], floor)), np.log(np.maximum(echo[zone], floor))
+    c.echo[zone] = np.exp(lt + w[zone] * (le - lt))
+    c.atten[zone] += w[zone] * (np.float32(atten) - c.atten[zone])
 
 
 def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.Generator) -> LesionRender:
@@ -242,18 +291,24 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     rng = np.random.default_rng(spec.seed)  # the same lesion in every view
     site = c.site
     xmin, xmax, _, D = c.geom.bbox()
+    cy = site.cy + (spec.center[1] - 0.5) * 2 * site.half_h
     if spec.extent > 0:  # zoomed to the lesion: its size follows the field of view
-        scale = spec.extent * min(xmax - xmin, D) / spec.size_mm[0]
-        scale = min(scale, 0.3 * D / spec.size_mm[1])  # leave tissue above and below it
+        # ... as wide as the field is at the lesion's depth (a fan is narrow near its apex):
+        # a lesion wider than the fan would read as a band, its shape and margins cut off.
+        usable = min(2.0 * _half_width(c.geom, float(np.clip(cy, 0.3 * D, 0.7 * D))), D)
+        scale = spec.extent * usable / spec.size_mm[0]
+        scale = min(scale, 0.42 * D / spec.size_mm[1])  # leave tissue above and below it
     else:
         scale = min(1.0, 0.55 * (xmax - xmin) / spec.size_mm[0], 0.4 * D / spec.size_mm[1])
     scale *= view_rng.uniform(0.9, 1.05)  # out-of-plane cut differs between views
     a, b = spec.size_mm[0] / 2 * scale, spec.size_mm[1] / 2 * scale
     ang = spec.angle_deg + view_rng.normal(0.0, 6.0)
     cx = site.cx + spec.center[0] * 2 * site.half_w + view_rng.normal(0, 1.5)
-    cy = site.cy + (spec.center[1] - 0.5) * 2 * site.half_h
     cy = float(np.clip(cy, b + 3.0, max(b + 3.0, 0.8 * D - b)))  # room below for posterior acoustics
-    lim = 0.85 * _half_width(c.geom, cy - b) - a  # inside the fan at the lesion's top
+    fit = 0.85 * _half_width(c.geom, cy - b)
+    if a > fit:  # still wider than the fan at its top: shrink it to fit (keeps the aspect)
+        a, b = fit, b * fit / a
+    lim = fit - a  # inside the fan at the lesion's top
     cx = float(np.clip(cx, -max(lim, 0.0), max(lim, 0.0)))
     polys = _place(_outline(spec.shape, a, b, rng), cx, cy, ang)
     mask = np.zeros(c.shape, np.uint8)
@@ -262,37 +317,45 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     # A lesion grows in tissue: where the anatomy put fluid around it (a lumen, a chamber, the
     # vitreous), a bed of the organ's parenchyma holds it, or an anechoic lesion would have
     # no outline at all.
-    k = max(3, int(round(0.3 * min(a, b) / c.mm_per_px)) * 2 + 1)
+    k = max(3, int(round(max(0.3 * min(a, b), 3.0 * input_pixel_mm(c.geom)) / c.mm_per_px)) * 2 + 1)
     bed = (cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0) & (c.echo < 0.15)
     if bed.any():
         c.paint(bed.astype(np.uint8), echo=site.ref_echo, atten=TISSUE_ATTEN, flow=0.0)
         c.texture(bed.astype(np.uint8), np.random.default_rng(spec.seed + 1), 0.15, grain=16)  # own stream
     ref = _ring_median(c, mask, site.ref_echo)
+    # Hyper- and hypoechoic against (nearly) all the surrounding tissue, not its median only.
+    q = {"hyperechoic": 0.85, "hypoechoic": 0.15}.get(spec.echogenicity)
+    level = ref if q is None else _ring_median(c, mask, site.ref_echo, q)
     ill = spec.margins.startswith("ill")
-    if spec.echogenicity == "mixed echogenicity":
-        mix = smooth_noise(c.shape, rng, 10)
-        solid = np.where(mix > 0, 2.2 * ref, 0.35 * ref).astype(np.float32)
+    ipx = input_pixel_mm(c.geom)
+    grain = lesion_grain(c, a, b)
+    if spec.echogenicity == "mixed echogenicity":  # bright and dark patches, about half each
+        mix = smooth_noise(c.shape, rng, grain)
+        cut = float(np.median(mix[mask > 0])) if mask.any() else 0.0
+        solid = np.where(mix > cut, 2.2 * ref, 0.3 * ref).astype(np.float32)
     else:
-        solid = np.full(c.shape, ECHO_FACTOR[spec.echogenicity] * ref, np.float32)
-    iso = spec.echogenicity == "isoechoic"
-    if (not ill and spec.echogenicity in ("isoechoic", "hyperechoic") and spec.diagnosis != "cyst") or iso:
-        # Thin hypoechoic halo round a solid nodule: what makes an isoechoic one visible at
-        # all. Ill-defined: a blurred halo on part of the rim only (the rest fades out).
-        w = max(1, int(max(0.8, 1.2 * input_pixel_mm(c.geom)) / c.mm_per_px))
-        halo = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=w)
-        if ill:
-            ys, xs = np.mgrid[0:c.shape[0], 0:c.shape[1]]
-            u, v = c.px(cx, cy)
-            t0 = rng.uniform(0, 2 * np.pi)
-            halo = halo * (np.cos(np.arctan2(ys - v, xs - u) - t0) > 0).astype(np.uint8)
-        c.paint(halo, echo=0.3 * ref, soft_mm=0.6 if ill else 0.0)
-    soft = max(1.0, 0.25 * min(a, b)) if ill else 0.0
+        solid = np.full(c.shape, ECHO_FACTOR[spec.echogenicity] * level, np.float32)
+    rim = max(1, int(round(max(0.8, 1.5 * ipx) / c.mm_per_px)))
+    outside = (cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=rim) > 0) & (mask == 0)
+    if not ill and spec.echogenicity in ("isoechoic", "hyperechoic") and spec.diagnosis != "cyst":
+        # A crisp dark halo round a solid nodule: the sign that shows an isoechoic one at all.
+        c.paint(outside.astype(np.uint8), echo=0.15 * ref)
+    elif not ill and spec.echogenicity in ("hypoechoic", "mixed echogenicity"):
+        # A well-circumscribed solid lesion: a thin bright capsule marks its edge all round.
+        c.paint(outside.astype(np.uint8), echo=2.8 * ref)
     atten = _posterior_atten(spec, f0_mhz, 2 * b)
-    c.paint(mask, echo=solid, atten=atten, soft_mm=soft)
-    if ill and spec.diagnosis in ("mass", "nodule"):
-        _spicules(c, polys, float(np.mean(solid[mask > 0])) if mask.any() else ref, rng, min(a, b))
-    if iso:
-        c.texture(mask, rng, 0.6, grain=24)  # coarser, heterogeneous texture sets it apart
+    if ill:
+        _paint_ill_defined(c, mask, solid, atten, max(2.0 * ipx, 0.2 * min(a, b)), grain, rng)
+        if spec.diagnosis in ("mass", "nodule"):
+            _spicules(c, polys, float(np.mean(solid[mask > 0])) if mask.any() else ref, rng, min(a, b))
+    else:
+        c.paint(mask, echo=solid, atten=atten)
+    if spec.echogenicity == "isoechoic":
+        c.texture(mask, rng, 0.6, grain=2 * grain)  # coarser, heterogeneous texture sets it apart
+    if spec.shape == "nodular":  # each confluent nodule keeps a thin dark rim: the clefts
+        for p in polys[1:]:
+            line = c.mask_poly(p, max(1, int(round(ipx / c.mm_per_px))), True) & mask
+            c.echo[line > 0] *= 0.35
     n_calc = _internal(c, spec, mask, float(np.median(solid[mask > 0])) if mask.any() else ref,
                        ref, a, b, (cx, cy), ang, rng)
     if spec.posterior is None:
