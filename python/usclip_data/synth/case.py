@@ -181,7 +181,7 @@ _SHAPE = {
 # Long axis as a fraction of the field's smaller side: a mass is big, a nodule is small (the
 # size is what tells them apart on a frame; the ranges are far apart so that the view-to-view
 # scale (0.9-1.05) and the input stretch cannot make one look like the other).
-_EXTENT = {"nodule": (0.27, 0.35), "cyst": (0.3, 0.45), "mass": (0.52, 0.64),
+_EXTENT = {"nodule": (0.26, 0.33), "cyst": (0.3, 0.45), "mass": (0.55, 0.68),
            "fluid collection": (0.42, 0.58)}
 # Short axis / long axis per shape: round and oval, flattened and tubular do not overlap.
 _RATIO = {"round": (0.92, 1.0), "oval": (0.45, 0.62), "flattened": (0.3, 0.38),
@@ -209,9 +209,11 @@ def _internal(rng: np.random.Generator, dx: str, echo: str) -> tuple[str, ...]:
     if dx == "fluid collection":
         if echo == "anechoic":
             return ("cystic components", "septations") if rng.random() < 0.35 else ("cystic components",)
-        return ("complex cystic solid",)
-    if echo == "mixed echogenicity":
-        base = _choice(rng, {"mixed cystic and solid mass": 3, "complex cystic solid": 2})
+        if echo == "hypoechoic":  # fluid full of fine low-level echoes (pus, old blood): no septa
+            return ("cystic components",)
+        return ("complex cystic solid",)  # mixed: debris, thick septa and a solid wall nodule
+    if echo == "mixed echogenicity":  # complex cystic-solid is a collection's look (below)
+        base = "mixed cystic and solid mass"
     else:  # a lesion with cystic parts is of mixed echogenicity by sight: solid only here
         base = "solid components"
     tags = [base]
@@ -225,7 +227,7 @@ def _internal(rng: np.random.Generator, dx: str, echo: str) -> tuple[str, ...]:
 def _posterior(rng: np.random.Generator, dx: str, echo: str, internal: tuple[str, ...]) -> str | None:
     if "calcifications" in internal:
         return "shadowing"  # calcified foci reflect and absorb: acoustic shadow
-    if echo == "anechoic" or dx == "cyst":
+    if echo == "anechoic" or dx in ("cyst", "fluid collection"):
         return "enhancement"  # fluid attenuates less than tissue
     if "mixed cystic and solid mass" in internal or "complex cystic solid" in internal:
         return _choice(rng, {"enhancement": 2, "": 1}) or None

@@ -3,7 +3,8 @@
 Every attribute value maps to something the physics then turns into pixels:
 - shape: the outline (round, oval, lobulated harmonics, nodular cluster, tubular band,
   flattened lens, irregular multi-harmonic);
-- margins: a sharp edge (optionally a thin halo) vs a feathered edge with spicules;
+- margins: a sharp edge with a thin capsule or halo vs an edge feathered (in dB) over several
+  input pixels;
 - echogenicity: backscatter relative to the tissue ring around the lesion;
 - internal characteristics: anechoic pockets, septa, mural nodules, cystic/solid mixtures,
   calcified foci (point reflectors that also attenuate);
@@ -24,10 +25,11 @@ from .physics import TISSUE_ATTEN
 
 __all__ = ["LesionRender", "draw_lesion", "ECHO_FACTOR"]
 
-# Backscatter amplitude relative to the surrounding tissue (20 log10: -inf, -10, 0, +9.5 dB):
-# a step of ~10 dB is about twice the speckle's own spread in dB, so the class survives the
+# Backscatter amplitude relative to the surrounding tissue (20 log10: -inf, -11, 0, +11 dB;
+# hypo and hyper against the ring's 15th / 85th percentile, iso against its median): a step
+# of ~11 dB is about twice the speckle's own spread in dB, so the class survives the
 # averaging of a 128 px input.
-ECHO_FACTOR = {"anechoic": 0.0, "hypoechoic": 0.32, "isoechoic": 1.0, "hyperechoic": 3.0}
+ECHO_FACTOR = {"anechoic": 0.0, "hypoechoic": 0.28, "isoechoic": 1.0, "hyperechoic": 3.5}
 
 
 @dataclass
@@ -115,17 +117,6 @@ def _ring_median(c: Canvas, mask: np.ndarray, fallback: float, q: float = 0.5) -
     return float(np.quantile(vals, q)) if vals.size > 20 else fallback
 
 
-def _spicules(c: Canvas, polys: list[np.ndarray], echo: float, rng: np.random.Generator, scale: float) -> None:
-    """Radial spicules and a blurred rim: the look of an infiltrative margin."""
-    ring = polys[0]
-    ctr = ring.mean(0)
-    for idx in rng.choice(len(ring), size=int(rng.integers(6, 12)), replace=False):
-        p = ring[idx]
-        d = p - ctr
-        tip = p + d / max(np.linalg.norm(d), 1e-6) * scale * rng.uniform(0.25, 0.6)
-        c.paint(c.mask_poly(np.array([p, tip]), max(1, int(0.8 / c.mm_per_px)), False), echo=echo)
-
-
 def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: float,
               a: float, b: float, ctr: tuple[float, float], ang: float, rng: np.random.Generator) -> int:
     """Internal characteristics inside the lesion; returns the number of calcified foci.
@@ -152,11 +143,13 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
             rr = rng.uniform(0.17, 0.26) * min(a, b)
             px, py = at(rng.uniform(-0.55, 0.55), rng.uniform(-0.5, 0.5))
             c.paint(c.mask_ellipse(px, py, rr, rr) & inside, echo=0.0, atten=FLUID_ATTEN)
-    if "complex cystic solid" in tags:  # fluid with low-level debris echoes (-17 dB) throughout
+    if "complex cystic solid" in tags:  # clear fluid with clumps of echogenic debris (~40 %)
         ins = inside > 0
-        c.echo[ins] = 0.14 * ref * (1.0 + 0.5 * smooth_noise(c.shape, rng, lesion_grain(c, a, b))[ins])
+        n = smooth_noise(c.shape, rng, lesion_grain(c, a, b))
+        cut = float(np.quantile(n[ins], 0.6)) if ins.any() else 0.0
+        c.echo[ins] = np.where(n[ins] > cut, 0.7 * ref, 0.03 * ref)
         c.atten[ins] = FLUID_ATTEN
-    if "cystic components" in tags and not fluid_base:
+    if "cystic components" in tags and not fluid_base and spec.diagnosis != "fluid collection":
         for _ in range(int(rng.integers(1, 4))):
             rr = rng.uniform(0.15, 0.3) * b
             px, py = at(rng.uniform(-0.5, 0.5), rng.uniform(-0.4, 0.4))
@@ -272,11 +265,13 @@ def lesion_grain(c: Canvas, a: float, b: float) -> int:
 def _paint_ill_defined(c: Canvas, mask: np.ndarray, echo: np.ndarray, atten: float, soft_mm: float,
                        grain: int, rng: np.random.Generator) -> None:
     """An indistinct margin: the lesion fades into the tissue over ``soft_mm`` (Gaussian sigma)
-    with a patchy, interdigitating transition. The blend is geometric (in dB): a linear blend
-    of amplitudes would look sharp again after log compression, since a tenth of the tissue's
-    amplitude already shows as two thirds of its grey."""
-    w = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), soft_mm / c.mm_per_px)
-    w = np.clip(w + 2.0 * smooth_noise(c.shape, rng, 3 * grain) * w * (1 - w), 0.0, 1.0)
+    with a patchy, interdigitating transition. The fade lies mostly outside the outline, so
+    the lesion keeps its full contrast inside (a thin part such as one nodule of a cluster
+    would otherwise fade away). The blend is geometric (in dB): a linear blend of amplitudes
+    would look sharp again after log compression, since a tenth of the tissue's amplitude
+    already shows as two thirds of its grey."""
+    w = np.clip(1.6 * cv2.GaussianBlur(mask.astype(np.float32), (0, 0), soft_mm / c.mm_per_px), 0.0, 1.0)
+    w = np.clip(w + 1.2 * smooth_noise(c.shape, rng, 3 * grain) * w * (1 - w), 0.0, 1.0)
     zone = w > 0.01
     floor = np.float32(3e-3)  # -50 dB: black on any dynamic range used here
     lt, le = np.log(np.maximum(c.echo[zone], floor)), np.log(np.maximum(echo[zone], floor))
@@ -335,7 +330,9 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
         solid = np.where(mix > cut, 2.2 * ref, 0.3 * ref).astype(np.float32)
     else:
         solid = np.full(c.shape, ECHO_FACTOR[spec.echogenicity] * level, np.float32)
-    rim = max(1, int(round(max(0.8, 1.5 * ipx) / c.mm_per_px)))
+    # 2.5 input pixels: a thinner rim is lost in the speckle and the lateral blur of a deep
+    # convex field (a 1.5 px halo round an isoechoic uterine nodule did not show at all).
+    rim = max(1, int(round(max(0.8, 2.5 * ipx) / c.mm_per_px)))
     outside = (cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=rim) > 0) & (mask == 0)
     if not ill and spec.echogenicity in ("isoechoic", "hyperechoic") and spec.diagnosis != "cyst":
         # A crisp dark halo round a solid nodule: the sign that shows an isoechoic one at all.
@@ -346,12 +343,10 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     atten = _posterior_atten(spec, f0_mhz, 2 * b)
     if ill:
         _paint_ill_defined(c, mask, solid, atten, max(2.0 * ipx, 0.2 * min(a, b)), grain, rng)
-        if spec.diagnosis in ("mass", "nodule"):
-            _spicules(c, polys, float(np.mean(solid[mask > 0])) if mask.any() else ref, rng, min(a, b))
     else:
         c.paint(mask, echo=solid, atten=atten)
     if spec.echogenicity == "isoechoic":
-        c.texture(mask, rng, 0.6, grain=2 * grain)  # coarser, heterogeneous texture sets it apart
+        c.texture(mask, rng, 0.25, grain=2 * grain)  # a slightly coarser texture than the tissue
     if spec.shape == "nodular":  # each confluent nodule keeps a thin dark rim: the clefts
         for p in polys[1:]:
             line = c.mask_poly(p, max(1, int(round(ipx / c.mm_per_px))), True) & mask
