@@ -1,8 +1,8 @@
 """Focal lesions drawn from their attributes onto the tissue canvas.
 
 Every attribute value maps to something the physics then turns into pixels:
-- shape: the outline (round, oval, lobulated harmonics, nodular cluster, tubular band,
-  flattened lens, irregular multi-harmonic);
+- shape: the outline (round, oval, broad lobes, a clefted cluster of nodules, a long thin
+  band, a flat-topped lens, an angular polygon);
 - margins: a sharp edge with a thin capsule or halo vs an edge feathered (in dB) over several
   input pixels;
 - echogenicity: backscatter relative to the tissue ring around the lesion;
@@ -122,8 +122,8 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
     """Internal characteristics inside the lesion; returns the number of calcified foci.
 
     Every structure is at least ~1.5-2.5 model-input pixels across, and each combination has
-    its own look: mixed = a solid body punched with round clear spaces; complex = mostly fluid
-    full of low-level echoes, thick septa and a solid wall nodule; septations = bright
+    its own look: mixed = a solid body punched with round clear spaces; complex = clear fluid
+    with clumps of echogenic debris, thick septa and a solid wall nodule; septations = bright
     full-width septa across a clear cyst; calcifications = bright foci that shadow.
     """
     inside = cv2.erode(mask, np.ones((3, 3), np.uint8))
