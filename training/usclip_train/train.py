@@ -179,11 +179,17 @@ def cache_frozen_text(model: nn.Module, cache: dict | None = None, unlocked_laye
 
 def _layer_mask(transformer, attention_mask, hidden):
     """The attention mask a BERT layer takes, built the way the model itself builds it
-    (transformers 5: ``_create_attention_masks``; 4.x: ``get_extended_attention_mask``)."""
+    (transformers 5: ``_create_attention_masks``, which from 5.2x also takes ``position_ids``,
+    None for absolute positions as BertModel.forward passes it; 4.x:
+    ``get_extended_attention_mask``)."""
     if hasattr(transformer, "_create_attention_masks"):
-        mask, _ = transformer._create_attention_masks(
-            attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
-            encoder_hidden_states=None, cache=None)
+        import inspect
+
+        kw = dict(attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
+                  encoder_hidden_states=None, cache=None)
+        if "position_ids" in inspect.signature(transformer._create_attention_masks).parameters:
+            kw["position_ids"] = None
+        mask, _ = transformer._create_attention_masks(**kw)
         return mask
     return transformer.get_extended_attention_mask(attention_mask, attention_mask.shape).to(hidden.dtype)
 
