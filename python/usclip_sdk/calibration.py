@@ -242,11 +242,11 @@ def fit_calibration(emb: np.ndarray, tags: Sequence[Mapping[str, Sequence[str]]]
             lg = np.where(keep, lg, -1e4)  # softmax weight e^-1e4 = 0, as the Classifier's scope
             m = m & keep
             rows, m = rows[m.any(axis=1)], m[m.any(axis=1)]
-        t, b = fit_temperature_offsets(lg[rows], m)
-        keep, oof_with, oof_without = offsets_help(lg[rows], m)
-        if not keep:  # they would cost accuracy on unseen frames: temperature only
-            b = np.zeros_like(b)
-            t = fit_temperature(lg[rows], m) if len(rows) else 1.0
+        offsets_kept, oof_with, oof_without = offsets_help(lg[rows], m)
+        if offsets_kept:
+            t, b = fit_temperature_offsets(lg[rows], m)
+        else:  # they would cost accuracy on unseen frames: temperature only
+            t, b = fit_temperature(lg[rows], m), np.zeros(lg.shape[1])
         t = _refine_temperature(lg[rows], m, b, t)
         temps[field], offsets[field] = t, [round(float(x), 5) for x in b]
         b = np.asarray(offsets[field])
@@ -260,7 +260,7 @@ def fit_calibration(emb: np.ndarray, tags: Sequence[Mapping[str, Sequence[str]]]
                               "ece_after": round(ece(after.max(axis=1), hit1), 4),
                               "acc_before": round(float(hit0.mean()), 4),
                               "acc_after": round(float(hit1.mean()), 4),
-                              "offsets": "kept" if keep else "dropped (out-of-fold accuracy)",
+                              "offsets": "kept" if offsets_kept else "dropped (out-of-fold accuracy)",
                               "oof_acc_with_offsets": None if oof_with is None else round(oof_with, 4),
                               "oof_acc_without_offsets": None if oof_without is None else round(oof_without, 4)}
     ref, thr = fit_ood(emb, accept=accept, shrinkage=shrinkage)

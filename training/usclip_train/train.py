@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import random
@@ -177,17 +178,23 @@ def cache_frozen_text(model: nn.Module, cache: dict | None = None, unlocked_laye
     return cache
 
 
+@functools.cache
+def _takes_position_ids(cls: type) -> bool:
+    """Once per model class, not per step: the mask builder's signature (transformers 5.2x+)."""
+    import inspect
+
+    return "position_ids" in inspect.signature(cls._create_attention_masks).parameters
+
+
 def _layer_mask(transformer, attention_mask, hidden):
     """The attention mask a BERT layer takes, built the way the model itself builds it
     (transformers 5: ``_create_attention_masks``, which from 5.2x also takes ``position_ids``,
     None for absolute positions as BertModel.forward passes it; 4.x:
     ``get_extended_attention_mask``)."""
     if hasattr(transformer, "_create_attention_masks"):
-        import inspect
-
         kw = dict(attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
                   encoder_hidden_states=None, cache=None)
-        if "position_ids" in inspect.signature(transformer._create_attention_masks).parameters:
+        if _takes_position_ids(type(transformer)):
             kw["position_ids"] = None
         mask, _ = transformer._create_attention_masks(**kw)
         return mask

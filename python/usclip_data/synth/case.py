@@ -234,9 +234,7 @@ def _posterior(rng: np.random.Generator, dx: str, echo: str, internal: tuple[str
     # A shadowing lesion attenuates strongly, so its own deeper half darkens: only hypoechoic
     # solid lesions shadow (as breast carcinomas do); an iso- or hyperechoic one that shadowed
     # would read as hypoechoic.
-    shadow = 4 if dx == "mass" else 1.5
-    if echo not in ("hypoechoic", "mixed echogenicity"):
-        shadow = 0
+    shadow = (4 if dx == "mass" else 1.5) if echo in ("hypoechoic", "mixed echogenicity") else 0
     if dx == "mass":
         return _choice(rng, {"shadowing": shadow, "": 5, "enhancement": 1}) or None
     return _choice(rng, {"": 6, "shadowing": shadow, "enhancement": 1}) or None

@@ -100,21 +100,25 @@ def _outline(shape: str, a: float, b: float, rng: np.random.Generator) -> list[n
     return [np.stack([a * r * np.cos(phi), b * r * np.sin(phi)], 1)]
 
 
-def _place(polys: list[np.ndarray], cx: float, cy: float, angle_deg: float) -> list[np.ndarray]:
+def _rotation(angle_deg: float) -> np.ndarray:
+    """2 x 2 matrix turning lesion-local (long axis, short axis) mm into canvas directions."""
     t = np.radians(angle_deg)
-    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def _place(polys: list[np.ndarray], cx: float, cy: float, angle_deg: float) -> list[np.ndarray]:
+    rot = _rotation(angle_deg)
     return [p @ rot.T + np.array([cx, cy]) for p in polys]
 
 
-def _ring_median(c: Canvas, mask: np.ndarray, fallback: float, q: float = 0.5) -> float:
-    """Echogenicity of the tissue ring around the lesion ('relative to surroundings'): its
-    median, or quantile ``q`` (a hyperechoic lesion is brighter than nearly all of a layered
-    surrounding, not only than its median)."""
+def _ring_values(c: Canvas, mask: np.ndarray) -> np.ndarray | None:
+    """Echogenicity of the tissue ring around the lesion ('relative to surroundings'), or None
+    when fewer than 21 ring pixels are tissue."""
     k = max(3, int(round(4.0 / c.mm_per_px)) * 2 + 1)
     ring = (cv2.dilate(mask, np.ones((k, k), np.uint8)) > 0) & (mask == 0)
     vals = c.echo[ring]
     vals = vals[vals > 0.15]  # fluid neighbours (a gallbladder lumen) do not count
-    return float(np.quantile(vals, q)) if vals.size > 20 else fallback
+    return vals if vals.size > 20 else None
 
 
 def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: float,
@@ -130,8 +134,7 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
     tags = set(spec.internal)
     ipx = input_pixel_mm(c.geom)
     fluid_base = spec.echogenicity == "anechoic"
-    t = np.radians(ang)
-    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    rot = _rotation(ang)
 
     def at(u: float, v: float) -> tuple[float, float]:  # lesion-local (u along a, v along b) -> mm
         x, y = rot @ np.array([u * a, v * b])
@@ -145,7 +148,7 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
             c.paint(c.mask_ellipse(px, py, rr, rr) & inside, echo=0.0, atten=FLUID_ATTEN)
     if "complex cystic solid" in tags:  # clear fluid with clumps of echogenic debris (~40 %)
         ins = inside > 0
-        n = smooth_noise(c.shape, rng, lesion_grain(c, a, b))
+        n = smooth_noise(c.shape, rng, _lesion_grain(c, a, b))
         cut = float(np.quantile(n[ins], 0.6)) if ins.any() else 0.0
         c.echo[ins] = np.where(n[ins] > cut, 0.7 * ref, 0.03 * ref)
         c.atten[ins] = FLUID_ATTEN
@@ -218,8 +221,7 @@ def _flow(c: Canvas, spec: LesionSpec, ctr: tuple[float, float], a: float, b: fl
     kind = spec.vascularity
     if kind == "no":
         return
-    t = np.radians(ang)
-    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    rot = _rotation(ang)
     width = max(1.5 * input_pixel_mm(c.geom), 0.08 * min(a, b), 0.6)
 
     def vessel(local: np.ndarray, v: float, w: float = width) -> None:
@@ -255,7 +257,7 @@ def _flow(c: Canvas, spec: LesionSpec, ctr: tuple[float, float], a: float, b: fl
             vessel(walk, rng.uniform(0.4, 1.0), width * rng.uniform(0.8, 1.2))
 
 
-def lesion_grain(c: Canvas, a: float, b: float) -> int:
+def _lesion_grain(c: Canvas, a: float, b: float) -> int:
     """smooth_noise grain that puts about five noise cells across the lesion, whatever its
     size: patches scale with the lesion, so a small one is not one uniform blob."""
     canvas_mm = max(c.shape) * c.mm_per_px
@@ -317,13 +319,15 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     if bed.any():
         c.paint(bed.astype(np.uint8), echo=site.ref_echo, atten=TISSUE_ATTEN, flow=0.0)
         c.texture(bed.astype(np.uint8), np.random.default_rng(spec.seed + 1), 0.15, grain=16)  # own stream
-    ref = _ring_median(c, mask, site.ref_echo)
-    # Hyper- and hypoechoic against (nearly) all the surrounding tissue, not its median only.
+    ring = _ring_values(c, mask)
+    ref = site.ref_echo if ring is None else float(np.quantile(ring, 0.5))
+    # Hyper- and hypoechoic against (nearly) all the surrounding tissue (a layered one too),
+    # not its median only.
     q = {"hyperechoic": 0.85, "hypoechoic": 0.15}.get(spec.echogenicity)
-    level = ref if q is None else _ring_median(c, mask, site.ref_echo, q)
+    level = ref if q is None or ring is None else float(np.quantile(ring, q))
     ill = spec.margins.startswith("ill")
     ipx = input_pixel_mm(c.geom)
-    grain = lesion_grain(c, a, b)
+    grain = _lesion_grain(c, a, b)
     if spec.echogenicity == "mixed echogenicity":  # bright and dark patches, about half each
         mix = smooth_noise(c.shape, rng, grain)
         cut = float(np.median(mix[mask > 0])) if mask.any() else 0.0
@@ -332,14 +336,14 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
         solid = np.full(c.shape, ECHO_FACTOR[spec.echogenicity] * level, np.float32)
     # 2.5 input pixels: a thinner rim is lost in the speckle and the lateral blur of a deep
     # convex field (a 1.5 px halo round an isoechoic uterine nodule did not show at all).
-    rim = max(1, int(round(max(0.8, 2.5 * ipx) / c.mm_per_px)))
-    outside = (cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=rim) > 0) & (mask == 0)
-    if not ill and spec.echogenicity in ("isoechoic", "hyperechoic") and spec.diagnosis != "cyst":
-        # A crisp dark halo round a solid nodule: the sign that shows an isoechoic one at all.
-        c.paint(outside.astype(np.uint8), echo=0.15 * ref)
-    elif not ill and spec.echogenicity in ("hypoechoic", "mixed echogenicity"):
-        # A well-circumscribed solid lesion: a thin bright capsule marks its edge all round.
-        c.paint(outside.astype(np.uint8), echo=2.8 * ref)
+    halo = not ill and spec.echogenicity in ("isoechoic", "hyperechoic") and spec.diagnosis != "cyst"
+    capsule = not ill and not halo and spec.echogenicity in ("hypoechoic", "mixed echogenicity")
+    if halo or capsule:
+        # A crisp dark halo round an iso/hyperechoic solid nodule (the sign that shows an
+        # isoechoic one at all) or a bright capsule round a well-circumscribed hypo/mixed one.
+        rim = max(1, int(round(max(0.8, 2.5 * ipx) / c.mm_per_px)))
+        outside = (cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=rim) > 0) & (mask == 0)
+        c.paint(outside.astype(np.uint8), echo=(0.15 if halo else 2.8) * ref)
     atten = _posterior_atten(spec, f0_mhz, 2 * b)
     if ill:
         _paint_ill_defined(c, mask, solid, atten, max(2.0 * ipx, 0.2 * min(a, b)), grain, rng)
