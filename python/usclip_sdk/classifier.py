@@ -31,6 +31,7 @@ from .prefetch import Prefetcher
 from .quality import FrozenDetector, Quality, assess
 from .layout import RegionCache
 from .region import Region, RegionTracker, detect_region, full_region, region_from_dicom
+from .settings import usable_cores
 from .triage import decide, mark_applicable
 
 __all__ = ["Classifier", "DEFAULT_LABEL_TEMPLATES"]
@@ -374,7 +375,7 @@ class Classifier:
 
     def stream(self, source: Any, every: int = 1, smoothing: float = 0.6,
                refresh_region_every: int = 10, frozen_after: int = 10,
-               prefetch: bool = False) -> Iterator[Prediction]:
+               prefetch: bool | str = "auto") -> Iterator[Prediction]:
         """Predictions for a video file, DICOM cine, camera index or iterable of frames.
 
         every: run the model on every n-th frame and re-emit the last result in between.
@@ -385,17 +386,23 @@ class Classifier:
         Status "frozen" once the imaging region has not changed for ``frozen_after`` processed
         frames in a row (quality.FrozenDetector; 10 = a third of a second at 30 frames/s).
         prefetch: decode the next frame, find its region, gate it and preprocess it in a
-            worker thread while the encoder runs on this one. Off by default: on an idle
-            2-core CPU it measured slower (int8_cpu 92 vs 110 frames/s: the worker competes
-            with onnxruntime's threads), faster only on a loaded one (docs/performance.md); try
-            it where decode is heavy (video files, DICOM). Same predictions either way; errors
-            from the source are raised here, in order; a live feed lags at most one frame
-            more. Argument errors are raised by this call itself.
+            worker thread while the encoder runs on this one, the encoder then with one
+            thread fewer (``backend.encode_image_pipelined``) so the two do not take turns on
+            the same cores. "auto" (default): on for a host backend (onnxruntime) with at
+            least 2 cores, off for a device backend (TensorRT preprocesses on the GPU, inline).
+            Measured on an idle 2-core EPYC (docs/performance.md): int8_cpu 247-264 frames/s
+            prefetched vs 175 inline. Same predictions either way; errors from the source are
+            raised here, in order; a live feed lags at most one frame more. Argument errors are
+            raised by this call itself.
         """
         if every < 1:
             raise ValueError(f"every: expected >= 1, found {every}")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
+        if prefetch not in (True, False, "auto"):
+            raise ValueError(f"prefetch: expected True, False or 'auto', found {prefetch!r}")
+        if prefetch == "auto":
+            prefetch = not self.backend.device_input and usable_cores() >= 2
         if prefetch:
             return self._stream_prefetched(source, every, smoothing, refresh_region_every, frozen_after)
         return self._stream_inline(source, every, smoothing, refresh_region_every, frozen_after)
@@ -441,7 +448,7 @@ class Classifier:
                 frame, region, batch, quality, frozen, ms = item
                 labels = self._labels
                 t = time.perf_counter()
-                emb = self.backend.encode_image(batch)
+                emb = self.backend.encode_image_pipelined(batch)
                 t1 = time.perf_counter()
                 p = self._score(emb, labels)[0]
                 t2 = time.perf_counter()

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["user_cache_dir", "engine_cache_root", "env_threads", "env_log_level"]
+__all__ = ["user_cache_dir", "engine_cache_root", "env_threads", "env_log_level", "usable_cores"]
 
 
 def user_cache_dir(app: str = "usclip") -> Path:
@@ -49,6 +49,15 @@ def env_threads() -> int | None:
     if n < 1:
         raise ValueError(f"USCLIP_THREADS: expected a positive integer, found {raw!r}")
     return n
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. a
+    container limited to 2 of 64 cores), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

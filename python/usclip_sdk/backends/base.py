@@ -27,7 +27,10 @@ class Backend(Protocol):
         ``open_backend(backend="auto")`` when TensorRT could not be used), else None.
     ``encode_image`` takes the preprocessed N x 3 x H x W batch and returns N x D float32
     L2-normalised embeddings; ``encode_text`` takes the tokenizer's named int arrays. Both are
-    thread-safe.
+    thread-safe. ``encode_image_pipelined`` is ``encode_image`` for a caller that prepares the
+    next frame in another thread meanwhile (Classifier.stream's prefetch): a CPU backend runs it
+    with one intra-op thread fewer, so the two do not take turns on the same cores; a device
+    backend runs ``encode_image``.
     """
 
     name: str
@@ -43,6 +46,8 @@ class Backend(Protocol):
     def lock(self) -> threading.RLock: ...  # held while a binding is filled and run
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def encode_image_pipelined(self, pixels: np.ndarray) -> np.ndarray: ...
 
     def bind_input(self, n: int) -> Any: ...  # device array N x 3 x H x W (device_input only)
 

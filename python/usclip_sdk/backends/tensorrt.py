@@ -187,6 +187,9 @@ class TensorRTBackend:
             self._n.rt_memcpy_async(self._d_in, x.ctypes.data, x.nbytes, _H2D, self._stream)
             return self.run_bound(n)
 
+    def encode_image_pipelined(self, pixels: np.ndarray) -> np.ndarray:
+        return self.encode_image(pixels)  # the engine runs on the GPU: no cores to share
+
     def encode_text(self, tokens: Mapping[str, np.ndarray]) -> np.ndarray:
         # The text tower runs rarely (custom labels, cached); onnxruntime serves it.
         if not hasattr(self, "_text"):
