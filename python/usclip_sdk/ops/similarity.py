@@ -47,9 +47,12 @@ _F16 = np.dtype(np.float16)
 # N/4 times (compute-bound), and float16 rows would be widened per call. Mirrors kSmallN in
 # csrc/ops/similarity/similarity_cpu.cpp (a mismatch costs speed only).
 _FUSED_MAX_N = 4
-# Above this many multiply-adds the CPU path hands the product to numpy's BLAS and keeps only
-# the fused epilogue native (see docs/performance.md, "Similarity"). 0 disables BLAS.
-BLAS_MIN_MACS = 1 << 62
+# From this many multiply-adds (N x K x D) the CPU path hands the product to numpy's BLAS and
+# keeps only the fused epilogue native. Measured idle on a 2-core EPYC (docs/performance.md,
+# "Similarity"), K = 1000, D = 512: the tiles win at N = 8 (BLAS 0.62x wall) and tie at N = 32
+# (16 M MACs), multi-threaded OpenBLAS wins at N = 256 (131 M MACs: 1.88x wall, 0.94x in
+# one thread's CPU time). 2^26 (67 M) sits between; 0 sends every call to BLAS.
+BLAS_MIN_MACS = 1 << 26
 
 
 @dataclass(frozen=True)
