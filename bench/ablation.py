@@ -11,8 +11,9 @@ dimension: whether "CLIP < + soft labels < full" holds is read off those interva
                              [--variants NAME,...] [--set key=value ...]
 
 Runs are sequential in one process (the frozen text tower's cache is shared when
-lock_text=true); ablation.json is rewritten after every run, and a run already in it is not
-trained again (the bench resumes after an interruption).
+lock_text=true), seed by seed (every variant at seed 0, then at seed 1, ...); ablation.json is
+rewritten after every run, and a run already in it is not trained again (the bench resumes
+after an interruption; scripts/ablation.sh is the budgeted command).
 """
 from __future__ import annotations
 
@@ -122,8 +123,10 @@ def main() -> int:
         table = {k: v for k, v in table.items() if k in keep}
     state = out / "ablation.json"
     results = json.loads(state.read_text())["results"] if state.is_file() else {}
-    for name, switches in table.items():
-        for seed in (int(s) for s in args.seeds.split(",")):
+    # Seeds outer, variants inner: an interrupted bench has every variant at the first seeds
+    # (paired differences need the same seeds), not every seed of the first variants.
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name, switches in table.items():
             if any(r["seed"] == seed for r in results.get(name, [])):
                 continue  # done in an earlier invocation
             cfg = base.with_overrides({**switches, "seed": seed, "eval_at_end": True})
