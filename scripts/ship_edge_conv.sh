@@ -36,7 +36,8 @@ usclip export "$RUN" --out "$OUT/tensorrt.zip" --zip --overwrite --fp16 --int8-i
 step "model_eval: new calibrated / uncalibrated / the shipped bundle, same $N test frames"
 eval_bundle "$OUT/usclip-edge.zip" fp32 "model_eval_$TAG" model_eval
 eval_bundle "$OUT/raw.zip" fp32 "model_eval_${TAG}_uncalibrated" model_eval_raw
-eval_bundle "" fp32 "model_eval_shipped_on_$(basename "$DATA")" model_eval_previous
+prev="model_eval_shipped_on_$(basename "$DATA")"  # the shipped bundle: kept when already measured
+[ -f "$R/$prev.json" ] && echo "kept $R/$prev.json" || eval_bundle "" fp32 "$prev" model_eval_previous
 step "precision deltas (uncalibrated, same frames): int8_cpu, fp16, int8 Q/DQ"
 eval_bundle "$OUT/raw.zip" int8_cpu "model_eval_${TAG}_int8_cpu" model_eval_int8_cpu
 eval_bundle "$OUT/tensorrt.zip" fp16 "model_eval_${TAG}_fp16" model_eval_fp16
