@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -136,3 +137,29 @@ def test_partly_unlocked_text_caches_the_frozen_prefix_and_trains_the_top(tiny):
     assert layers[-1].attention.self.query.weight.grad is not None  # the top layer learns
     assert all(p.grad is None for p in layers[0].parameters())    # the prefix does not
     assert len(cache) == 2
+
+
+@pytest.mark.parametrize("use_graph", [True, False])
+def test_final_evaluation_scores_a_graph_model_with_graph_anchors(tiny, monkeypatch, use_graph):
+    """A model trained with the attribute graph is aligned with fused text: its end-of-run
+    zero-shot (what bench/ablation.py compares) must use the graph anchors the export ships,
+    not label-free ones; a model without the graph keeps the text tower's anchors."""
+    import usclip_train.export.bundle_writer as bw
+
+    base, cfg = tiny
+    calls = []
+    real = bw.graph_class_embeddings
+
+    def spy(model, tokenizer, fusion, prompt_set="held_out"):
+        calls.append(prompt_set)
+        out = real(model, tokenizer, fusion, prompt_set=prompt_set)
+        assert out.shape[0] == 93 and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+        return out
+
+    monkeypatch.setattr(bw, "graph_class_embeddings", spy)
+    run = base / f"eval-graph-{use_graph}"
+    res = train(cfg.with_overrides({"max_steps": 2, "save_every": 0, "eval_at_end": True,
+                                    "use_graph": use_graph}), run)
+    assert calls == (["train"] if use_graph else [])
+    assert 0 <= res.metrics["AvgAcc"] <= 1
+    assert (run / "eval-valid" / "results.json").is_file()
