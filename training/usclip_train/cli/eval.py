@@ -77,13 +77,14 @@ def _run_checkpoint(args, common: dict) -> dict:
     # exactly the training pixels (stored region masks when the data set has them)
     masks = Path(args.data) / "masks"
     transform = FrameTransform(preprocess, masks if masks.is_dir() else None)
-    weights = _graph_weights(args.model, model, tokenizer, device, args.precision, common.get("fields"))
+    weights = _graph_weights(args.model, model, tokenizer, device, args.precision, common.get("fields"),
+                             common["progress"])
     return evaluate(model, args.data, args.split, image_transform=transform, tokenizer=tokenizer,
                     device=device, num_workers=args.workers, name=str(Path(args.model)),
                     class_weights=weights, **common)
 
 
-def _graph_weights(path, model, tokenizer, device: str, precision: str, fields):
+def _graph_weights(path, model, tokenizer, device: str, precision: str, fields, progress):
     """A checkpoint trained with the attribute graph is scored with graph anchors (each value's
     training-template prompts through the text tower and the graph of its own label, as its
     bundle ships them; label-free anchors score the v4 model 41.4 instead of 59.1). None for a
@@ -95,6 +96,7 @@ def _graph_weights(path, model, tokenizer, device: str, precision: str, fields):
     fusion = _trained_fusion(read_checkpoint(path))
     if fusion is None:
         return None
+    progress("encoding the class prompts through the attribute graph of each class's own label")
     weights = split_flat(graph_class_embeddings(model, tokenizer, fusion, prompt_set="train"))
     import torch
 
