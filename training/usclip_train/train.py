@@ -531,6 +531,7 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
     if not split_file.is_file():
         return {}
     from .evaluate import evaluate
+    from .export.bundle_writer import graph_class_weights
 
     module.eval()
     try:
@@ -540,27 +541,11 @@ def _final_eval(cfg: RunConfig, module: TrainModule, spec, tokenizer, info: Dist
         res = evaluate(module.model, cfg.data, cfg.val_split, image_transform=transform,
                        tokenizer=tokenizer, out_dir=run_dir / f"eval-{cfg.val_split}",
                        device=info.device, plots=False, name=spec.name,  # the model, not its class
-                       class_weights=_graph_class_weights(module, tokenizer, info.device))
+                       class_weights=None if module.fusion is None else  # graph models: graph anchors
+                       graph_class_weights(module.model, tokenizer, module.fusion))
     finally:
         module.train()
     return dict(res["metrics"])
-
-
-def _graph_class_weights(module: TrainModule, tokenizer, device) -> dict | None:
-    """Class anchors of a model trained with the attribute graph: each value's prompts (the
-    training templates, as for a model without the graph) through the text tower and the graph
-    of that value's own label, as the export builds them. A graph model is aligned with fused
-    text, so label-free anchors score it far below what it learnt (session 6: the v4 full model
-    at AvgAcc 41.4 with them, 59.1 through its bundle's graph anchors): comparing variants
-    (bench/ablation.py) needs each scored the way it is served. None without the graph."""
-    if module.fusion is None:
-        return None
-    from .evaluate.zeroshot import split_flat
-    from .export.bundle_writer import graph_class_embeddings
-
-    flat = graph_class_embeddings(module.model, tokenizer, module.fusion, prompt_set="train")
-    module.to(device)  # graph_class_embeddings runs on the CPU in float32
-    return split_flat(flat)
 
 
 _RUN_FILES = ("checkpoints", "log.jsonl", "run_config.json", "bad_samples.json")

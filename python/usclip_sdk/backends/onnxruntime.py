@@ -149,7 +149,7 @@ class OnnxRuntimeBackend:
                 raise BundleError(f"precision: the bundle has image encoders {list(have)}, not {precision!r}")
             self.precision_reason = "asked for"
             return precision
-        if "int8_cpu" in have and self.providers == ["CPUExecutionProvider"]:
+        if "int8_cpu" in have and self._on_cpu:
             fast, why = cpu_int8_fast()
             ok, guard = int8_guard(bundle.encoder("image", "int8_cpu").agreement)
             if fast and ok:
@@ -177,10 +177,17 @@ class OnnxRuntimeBackend:
         return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        return self._run_image(self._image, pixels)
+
+    def _run_image(self, session, pixels: np.ndarray) -> np.ndarray:
         if pixels.dtype != self.input_dtype:
             pixels = pixels.astype(self.input_dtype)
-        out = self._image.run(None, {self._image_input: pixels})[0]
+        out = session.run(None, {self._image_input: pixels})[0]
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    @property
+    def _on_cpu(self) -> bool:
+        return self.providers == ["CPUExecutionProvider"]
 
     def pipelined_threads(self) -> int:
         """Intra-op threads of encode_image_pipelined: one fewer than encode_image uses
@@ -193,16 +200,13 @@ class OnnxRuntimeBackend:
     def encode_image_pipelined(self, pixels: np.ndarray) -> np.ndarray:
         # Measured on a 2-core EPYC (docs/performance.md, stream): a 2-thread encoder beside the
         # prefetch worker ran 175-187 frames/s, a 1-thread one 247-264, inline 2 threads 175.
-        if self.providers != ["CPUExecutionProvider"]:
+        if not self._on_cpu:
             return self.encode_image(pixels)
         with self._lazy_lock:
             if self._pipelined is None:
                 self._pipelined = self._session(self.bundle.encoder_path("image", self.precision),
                                                 self.precision, threads=self.pipelined_threads())
-        if pixels.dtype != self.input_dtype:
-            pixels = pixels.astype(self.input_dtype)
-        out = self._pipelined.run(None, {self._image_input: pixels})[0]
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return self._run_image(self._pipelined, pixels)
 
     def _text_session(self):
         # Lazy: default use needs only the precomputed class embeddings, not the text tower.
@@ -226,5 +230,5 @@ class OnnxRuntimeBackend:
                 "precision": self.precision, "precision_reason": self.precision_reason,
                 "input_dtype": str(self.input_dtype),
                 "max_batch": self.max_batch, "fallback": self.fallback,
-                "threads": self.threads, "pipelined_threads": (self.pipelined_threads()
-                                                               if self.providers == ["CPUExecutionProvider"] else None)}
+                "threads": self.threads,
+                "pipelined_threads": self.pipelined_threads() if self._on_cpu else None}

@@ -77,34 +77,23 @@ def _run_checkpoint(args, common: dict) -> dict:
     # exactly the training pixels (stored region masks when the data set has them)
     masks = Path(args.data) / "masks"
     transform = FrameTransform(preprocess, masks if masks.is_dir() else None)
-    weights = _graph_weights(args.model, model, tokenizer, device, args.precision, common.get("fields"),
-                             common["progress"])
+    weights = _graph_weights(args.model, model, tokenizer, common.get("fields"), common["progress"])
     return evaluate(model, args.data, args.split, image_transform=transform, tokenizer=tokenizer,
                     device=device, num_workers=args.workers, name=str(Path(args.model)),
                     class_weights=weights, **common)
 
 
-def _graph_weights(path, model, tokenizer, device: str, precision: str, fields, progress):
-    """A checkpoint trained with the attribute graph is scored with graph anchors (each value's
-    training-template prompts through the text tower and the graph of its own label, as its
-    bundle ships them; label-free anchors score the v4 model 41.4 instead of 59.1). None for a
-    checkpoint without the graph: the text tower's anchors."""
+def _graph_weights(path, model, tokenizer, fields, progress):
+    """Graph anchors for a checkpoint trained with the attribute graph (export.bundle_writer.
+    graph_class_weights), None for one without it: the text tower's anchors."""
     from usclip_train.checkpoint import read_checkpoint
-    from usclip_train.evaluate.zeroshot import split_flat
-    from usclip_train.export.bundle_writer import _trained_fusion, graph_class_embeddings
+    from usclip_train.export.bundle_writer import _trained_fusion, graph_class_weights
 
     fusion = _trained_fusion(read_checkpoint(path))
     if fusion is None:
         return None
     progress("encoding the class prompts through the attribute graph of each class's own label")
-    weights = split_flat(graph_class_embeddings(model, tokenizer, fusion, prompt_set="train"))
-    import torch
-
-    model.to(device=device, dtype=getattr(torch, _PRECISION_DTYPES[precision]))  # graph anchors ran in fp32 on the CPU
-    return {f: w for f, w in weights.items() if not fields or f in fields}
-
-
-_PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+    return graph_class_weights(model, tokenizer, fusion, fields)
 
 
 def _run_bundle(args, common: dict) -> dict:
