@@ -21,7 +21,8 @@ export USCLIP_FUZZ_EXAMPLES="${USCLIP_FUZZ_EXAMPLES:-100}"
 check_instrumented_import
 echo "== kernel + fuzz tests against the sanitized extension"
 "$py" -m pytest -q -p no:cacheprovider tests/native/test_ops_preprocess.py tests/native/test_ops_similarity.py \
-  tests/native/test_ops_similarity_errors.py tests/native/test_fuzz_ops.py && status=0 || status=$?
+  tests/native/test_ops_similarity_errors.py tests/native/test_ops_gate.py tests/native/test_fuzz_ops.py \
+  && status=0 || status=$?
 unset LD_PRELOAD
 if ls "$log"/* >/dev/null 2>&1; then
   echo "sanitizer report(s):"; cat "$log"/*; exit 1

@@ -27,7 +27,8 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 check_instrumented_import
 echo "== concurrency + kernel tests against the TSan extension"
 "$py" -m pytest -q -p no:cacheprovider tests/native/test_ops_concurrency.py \
-  tests/native/test_ops_preprocess.py tests/native/test_ops_similarity.py && status=0 || status=$?
+  tests/native/test_ops_preprocess.py tests/native/test_ops_similarity.py tests/native/test_ops_gate.py \
+  && status=0 || status=$?
 unset LD_PRELOAD
 if ls "$log"/* >/dev/null 2>&1; then
   echo "tsan report(s):"; cat "$log"/*; exit 1

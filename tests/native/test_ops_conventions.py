@@ -1,4 +1,4 @@
-"""One native-op convention for preprocess and similarity: device strings, errors, one map.
+"""One native-op convention for preprocess, similarity and the gate: device strings, errors, one map.
 
 Every CUDA failure - in an op, in a DeviceArray allocation, in the rt_* calls the TensorRT
 backend makes - arrives as usclip_sdk.errors.DeviceError through the one translator the native
@@ -27,17 +27,21 @@ def _sim(device):
     return ops.similarity(EMB, np.ones((2, 4), np.float32), device=device)
 
 
-@pytest.mark.parametrize("op", [_pre, _sim])
+def _gate(device):
+    return ops.gate_figures(FRAME, np.ones((8, 8), np.uint8), (0, 0, 8, 8), device=device)
+
+
+@pytest.mark.parametrize("op", [_pre, _sim, _gate])
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "CUDA", 0, None])
-def test_both_ops_refuse_the_same_bad_device_strings(op, device):
+def test_every_op_refuses_the_same_bad_device_strings(op, device):
     with pytest.raises(ValueError, match="device"):
         op(device)
 
 
 @no_gpu
-@pytest.mark.parametrize("op", [_pre, _sim])
+@pytest.mark.parametrize("op", [_pre, _sim, _gate])
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_both_ops_accept_the_same_device_strings_and_raise_device_error_here(op, device):
+def test_every_op_accepts_the_same_device_strings_and_raises_device_error_here(op, device):
     with pytest.raises(DeviceError):
         op(device)
 

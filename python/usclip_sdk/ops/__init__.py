@@ -1,4 +1,5 @@
-"""Native ultrasound kernels: fused frame preprocessing and batched image-text similarity.
+"""Native ultrasound kernels: fused frame preprocessing, batched image-text similarity and the
+input-quality gate's figures.
 
 Each op has a CPU and a CUDA implementation in csrc/ and a slow, obvious numpy reference in
 ``usclip_sdk.ops.reference`` that the tests compare against.
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 from ._native import native
 from .device import DeviceArray
+from .gate import GateFigures, gate_figures
 from .preprocess import preprocess
 from .similarity import ClassEmbeddings, SimilarityResult, similarity
 
-__all__ = ["preprocess", "similarity", "SimilarityResult", "ClassEmbeddings", "DeviceArray", "build_info",
-           "cuda_available", "cuda_unavailable_reason"]
+__all__ = ["preprocess", "similarity", "SimilarityResult", "ClassEmbeddings", "gate_figures", "GateFigures",
+           "DeviceArray", "build_info", "cuda_available", "cuda_unavailable_reason"]
 
 
 def build_info() -> dict:
