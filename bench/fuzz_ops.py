@@ -2,12 +2,14 @@
 
     nice -n 10 python bench/fuzz_ops.py --cases 100000 --json bench/results/fuzz_ops.json
 
-Case ``seed`` uses generator ``seed % 4``: 0 valid preprocess, 1 valid similarity, 2 invalid
-preprocess, 3 invalid similarity (tests/fuzz_cases.py; CI's tests/test_fuzz_ops.py runs the
-first 200 seeds of this same stream plus hypothesis-driven cases). A valid case must match the
-reference within float32 rounding and leave its inputs untouched; an invalid one must raise
-ValueError/TypeError/UsclipError. A crash ends the process (faulthandler prints where);
-``--start`` reruns from any seed. Exit status 1 when any case failed.
+Case ``seed`` uses generator ``seed % 6``: 0 valid preprocess, 1 valid similarity, 2 invalid
+preprocess, 3 invalid similarity, 4 valid quality gate, 5 invalid quality gate
+(tests/fuzz_cases.py KINDS; CI's tests/native/test_fuzz_ops.py runs the first 300 seeds of this
+same stream plus hypothesis-driven cases; before the gate was added the stream was ``seed % 4``).
+A valid case must match the reference within float32 rounding and leave its inputs untouched; an
+invalid one must raise ValueError/TypeError/UsclipError (the gate's: the documented type, naming
+the argument). A crash ends the process (faulthandler prints where); ``--start`` reruns from any
+seed. Exit status 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -21,12 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fuzz_cases import KINDS  # noqa: E402
 from fuzz_cases import run_seeded_case as run_case  # noqa: E402
 from usclip_sdk import ops  # noqa: E402
 
 __all__ = ["run_case", "main"]
-
-KINDS = ("preprocess valid", "similarity valid", "preprocess invalid", "similarity invalid")
 
 
 def _run(start: int, cases: int, every: int) -> tuple[list[dict], list[dict]]:
@@ -34,7 +35,7 @@ def _run(start: int, cases: int, every: int) -> tuple[list[dict], list[dict]]:
     failures = []
     t_all = time.perf_counter()
     for seed in range(start, start + cases):
-        row = stats[seed % 4]
+        row = stats[seed % len(KINDS)]
         t0 = time.perf_counter()
         try:
             run_case(seed)

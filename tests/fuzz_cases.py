@@ -1,6 +1,7 @@
-"""Random cases for fuzzing the native ops against their numpy references.
+"""Random cases for fuzzing the native ops (preprocess, similarity, the quality gate's figures)
+against their numpy references.
 
-One generator serves two drivers: hypothesis in CI (tests/test_fuzz_ops.py, which can shrink a
+One generator serves two drivers: hypothesis in CI (tests/native/test_fuzz_ops.py, which can shrink a
 failure to a small case) and a seeded numpy loop for the long run (bench/fuzz_ops.py, which is
 about 50x cheaper per case). Both go through ``Draw``: ``int(lo, hi)`` (inclusive), ``pick(seq)``
 and ``coin()``; pixel and embedding values come from a numpy Generator seeded by a drawn int.
@@ -9,6 +10,13 @@ Valid cases cover shapes, channel counts, dtypes, strided and negative-stride vi
 axis, zero-stride (broadcast) views, read-only and Fortran-ordered inputs, rois, masks, output
 buffers, groups, ties and extreme magnitudes. Invalid cases take a valid one and break exactly
 one argument; the op must then raise ValueError/TypeError (or a usclip_sdk.errors type).
+
+Quality gate (``gate_figures``): grey / RGB / RGBA / one-channel frames from 1 x 1 to 4000-long
+slivers, laid out in buffers of garbage (stepped, reversed, cropped, RGBA's channels, Fortran,
+broadcast, read-only); masks (rectangles, disks, random, empty, one pixel, thin bands) and
+bboxes (tight, whole, touching the right/bottom edge, one pixel, empty, at the frame's edge).
+Its invalid cases must raise the documented TypeError/ValueError *naming the argument*, from
+the Python face and from the native entry, which repeats the checks it relies on.
 """
 from __future__ import annotations
 
@@ -17,13 +25,16 @@ import numpy as np
 from usclip_sdk import taxonomy
 from usclip_sdk.errors import UsclipError
 from usclip_sdk.ops import cuda_available
+from usclip_sdk.ops._native import native
+from usclip_sdk.ops.gate import gate_figures
 from usclip_sdk.ops.preprocess import preprocess
 from usclip_sdk.ops.preprocess_args import CLIP_MEAN, CLIP_STD
 from usclip_sdk.ops.similarity import similarity
 
-__all__ = ["NumpyDraw", "HypothesisDraw", "TYPED_ERRORS", "preprocess_case", "bad_preprocess_case",
+__all__ = ["NumpyDraw", "HypothesisDraw", "TYPED_ERRORS", "KINDS", "preprocess_case", "bad_preprocess_case",
            "similarity_case", "bad_similarity_case", "check_preprocess", "check_similarity",
-           "check_rejected", "run_seeded_case"]
+           "check_rejected", "gate_case", "bad_gate_case", "check_gate", "check_gate_rejected",
+           "GATE_EXACT", "GATE_MOMENTS", "GATE_MOMENT_RTOL", "run_seeded_case"]
 
 # What an invalid call may raise. Anything else (or a crash) is a bug.
 TYPED_ERRORS = (ValueError, TypeError, UsclipError)
@@ -428,17 +439,322 @@ def check_rejected(op, what: str, kw: dict) -> None:
     raise AssertionError(f"{op.__name__}: broken {what!r} was accepted: {desc}")
 
 
+# ------------------------------------------------------------------ quality gate
+# The comparison of tests/native/test_ops_gate.py (test_fuzz_ops.py checks that these stay equal
+# to its EXACT, MOMENTS and MOMENT_RTOL): counts and the speckle ratio identical, the moments
+# (double sums in the kernels, float32 ones in the reference) within MOMENT_RTOL plus 1e-6.
+GATE_EXACT = ("pixels", "area_fraction", "whole_frame", "echo_p99", "dark_fraction", "colour_fraction",
+              "grey_levels", "flat_fraction", "speckle_snr")
+GATE_MOMENTS = ("contrast", "mean", "correlation", "texture")
+GATE_MOMENT_RTOL = 2e-5
+
+
+def _gate_shape(d) -> tuple[int, ...]:
+    """1 x 1 up to 320 a side (over 96: the sample is strided), or a sliver up to 4000 long."""
+    kind = d.pick(["plain"] * 8 + ["wide", "tall"])
+    side = [1, 2, 3, 8, 9, d.int(1, 64), d.int(1, 64), d.int(65, 320)]
+    if kind == "wide":
+        h, w = d.pick([1, 2, 3, 9]), d.int(97, 4000)
+    elif kind == "tall":
+        h, w = d.int(97, 4000), d.pick([1, 2, 3, 9])
+    else:
+        h, w = d.pick(side), d.pick(side)
+    c = d.pick([None, None, 1, 3, 3, 3, 4])
+    return (h, w) + ((c,) if c else ())
+
+
+def _coarse(rng, h: int, w: int, cell: int) -> np.ndarray:
+    """A blocky float field (cell x cell constant blocks) of h x w."""
+    c = rng.uniform(0, 255, (-(-h // cell), -(-w // cell)))
+    return c[np.arange(h) // cell][:, np.arange(w) // cell]
+
+
+def _gate_pixels(d, rng, shape) -> np.ndarray:
+    """Frame content: noise, speckle (uncorrelated and blurred), flat, binary, dark, grey-in-RGB."""
+    h, w = shape[:2]
+    kind = d.pick(["random", "speckle", "speckle", "smooth", "constant", "binary", "dark"])
+    if kind == "random":  # per channel: colour noise for RGB
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if kind == "constant":
+        return np.full(shape, rng.integers(256), np.uint8)
+    if kind == "binary":
+        g = rng.integers(0, 2, (h, w)) * 255.0
+    elif kind == "dark":
+        g = rng.integers(0, 20, (h, w)).astype(np.float64)
+    elif kind == "speckle":
+        g = _coarse(rng, h, w, d.int(2, 32)) * rng.rayleigh(0.8, (h, w))
+    else:
+        g = _coarse(rng, h, w, d.int(2, 32)) + rng.normal(0, 3, (h, w))
+    g = np.clip(g, 0, 255).astype(np.uint8)
+    if len(shape) == 2:
+        return g
+    a = np.repeat(g[..., None], shape[2], axis=2)
+    if shape[2] >= 3 and d.coin():  # a coloured overlay (annotation) somewhere
+        y, x = d.int(0, h - 1), d.int(0, w - 1)
+        a[y:y + d.int(1, 8), x:x + d.int(1, 8), :3] = rng.integers(0, 256, 3, dtype=np.uint8)
+    return a
+
+
+def _laid_out(d, rng, a: np.ndarray) -> np.ndarray:
+    """``a``'s values in a drawn memory layout, inside buffers of random garbage so that a read of
+    the wrong element shows: axes stepped (2) and/or reversed, a crop of a larger frame, three
+    channels of an RGBA buffer (maybe channel-reversed), Fortran order, read-only; or a zero-stride
+    broadcast of its first row or column (new values, still a valid input)."""
+    kind = d.pick(["contiguous", "steps", "steps", "crop", "channels", "fortran", "broadcast", "readonly"])
+
+    def garbage(shape):
+        return rng.integers(0, 256, shape, dtype=np.uint8).astype(a.dtype)
+    if kind == "steps":
+        steps = [d.pick([1, 2, -1, -2]) for _ in a.shape]
+        base = garbage(tuple(s * abs(k) for s, k in zip(a.shape, steps)))
+        view = base[tuple(slice(None, None, k) for k in steps)]
+    elif kind == "crop":
+        top, left = d.int(0, 5), d.int(0, 5)
+        base = garbage((a.shape[0] + top + d.int(0, 5), a.shape[1] + left + d.int(0, 5)) + a.shape[2:])
+        view = base[top:top + a.shape[0], left:left + a.shape[1]]
+        if d.coin():
+            view = view[::-1, ::-1]
+    elif kind == "channels" and a.ndim == 3 and a.shape[2] == 3:
+        base = garbage(a.shape[:2] + (4,))
+        view = base[..., ::-1] if d.coin() else base
+        view = view[..., 1:] if d.coin() else view[..., :3]
+    elif kind == "fortran":
+        return np.asfortranarray(a)
+    elif kind == "broadcast":
+        one = a[:1] if d.coin() else a[:, :1]
+        return np.broadcast_to(one, a.shape)
+    elif kind == "readonly":
+        a = a.copy()
+        a.setflags(write=False)
+        return a
+    else:
+        return np.ascontiguousarray(a)
+    view[...] = a
+    return view
+
+
+def _gate_mask(d, rng, h: int, w: int) -> np.ndarray:
+    """The imaging region: rectangle (edges included), disk or sector, random pixels, empty, one
+    pixel, whole frame, a band one or two rows high (under 4 %: the whole frame is measured)."""
+    kind = d.pick(["rect", "rect", "disk", "random", "empty", "pixel", "full", "band"])
+    m = np.zeros((h, w), bool)
+    if kind == "rect":
+        x0, y0 = d.int(0, w - 1), d.int(0, h - 1)
+        m[y0:d.int(y0 + 1, h), x0:d.int(x0 + 1, w)] = True
+    elif kind == "disk":
+        yy, xx = np.ogrid[:h, :w]
+        cy, cx, r = d.int(-h // 2, h), d.int(0, w - 1), d.int(0, max(h, w))
+        m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        if d.coin():
+            m &= yy >= cy  # a sector's lower half
+    elif kind == "random":
+        m = rng.random((h, w)) < d.pick([0.01, 0.3, 0.9, 1.0])
+    elif kind == "pixel":
+        m[d.int(0, h - 1), d.int(0, w - 1)] = True
+    elif kind == "full":
+        m[:] = True
+    elif kind == "band":
+        y0 = d.int(0, h - 1)
+        m[y0:y0 + d.int(1, 2), d.int(0, w // 2):] = True
+    val = d.pick(["one", "255", "any", "bool"])
+    if val == "bool":
+        return _laid_out(d, rng, m)
+    nz = {"one": 1, "255": 255}.get(val)
+    return _laid_out(d, rng, np.where(m, nz if nz else rng.integers(1, 256, (h, w)), 0).astype(np.uint8))
+
+
+def _gate_bbox(d, mask: np.ndarray, h: int, w: int):
+    """The mask's bounding box (as a Region has it) or another box inside the frame: whole,
+    random (maybe empty), touching the right and bottom edges, one pixel, empty at the edges;
+    as a tuple or list of Python or numpy integers."""
+    kind = d.pick(["tight", "tight", "tight", "full", "sub", "edge", "pixel", "empty"])
+    if kind == "tight":
+        ys, xs = np.nonzero(mask)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if ys.size else (0, 0, 0, 0)
+    elif kind == "full":
+        box = (0, 0, w, h)
+    elif kind == "sub":
+        x0, y0 = d.int(0, w), d.int(0, h)
+        box = (x0, y0, d.int(x0, w), d.int(y0, h))
+    elif kind == "edge":
+        box = (d.int(0, w - 1), d.int(0, h - 1), w, h)
+    elif kind == "pixel":
+        x, y = d.int(0, w - 1), d.int(0, h - 1)
+        box = (x, y, x + 1, y + 1)
+    else:
+        x, y = d.pick([0, w, d.int(0, w)]), d.pick([0, h, d.int(0, h)])
+        box = (x, d.int(0, y), x, y) if d.coin() else (d.int(0, x), y, x, y)
+    form = d.pick(["tuple", "tuple", "list", "numpy"])
+    if form == "numpy":
+        t = d.pick([np.int32, np.int64, np.uint16])
+        return tuple(t(v) for v in box)
+    return list(box) if form == "list" else box
+
+
+def gate_case(d) -> dict:
+    """Keyword arguments of one valid ``gate_figures`` call."""
+    rng = _rng(d)
+    shape = _gate_shape(d)
+    h, w = shape[:2]
+    pixels = _laid_out(d, rng, _gate_pixels(d, rng, shape))
+    mask = _gate_mask(d, rng, h, w)
+    kw = dict(pixels=pixels, mask=mask, bbox=_gate_bbox(d, np.asarray(mask), h, w))
+    if d.coin():
+        kw["device"] = "cpu"
+    return kw
+
+
+def check_gate(kw: dict) -> None:
+    """Native == numpy reference (identical counts, moments within GATE_MOMENT_RTOL); inputs
+    untouched."""
+    from usclip_sdk.ops.gate_reference import gate_figures_reference
+
+    before = _snapshot(kw)
+    got = gate_figures(**kw)
+    _unchanged(before, kw)
+    p = kw["pixels"]
+    # The reference reads a 3-D frame's three colour channels: one channel is given to it as 2-D.
+    # Its bbox arithmetic needs Python ints (-max(...) of numpy unsigned integers wraps around).
+    box = tuple(int(v) for v in kw["bbox"])
+    want = gate_figures_reference(p[..., 0] if p.ndim == 3 and p.shape[2] == 1 else p, kw["mask"], box)
+    shape = f"frame {p.shape} strides {p.strides}, bbox {box}"
+    for name in GATE_EXACT:
+        if getattr(got, name) != getattr(want, name):
+            raise AssertionError(f"gate {name}: native {getattr(got, name)!r} reference "
+                                 f"{getattr(want, name)!r} ({shape})")
+    # Degenerate statistics, where the reference's float32 arithmetic leaves rounding residue
+    # (its mean of a constant is not always that constant) and the kernels' exact sums do not:
+    # a constant inside has contrast 0 (the reference: up to ~1e-5 of the mean), and lag-1 pairs
+    # with a constant side have correlation 0/0, 1.0 by the reference's own rule ("a constant
+    # region is not noise"; the reference: residue ~1e-7 of either sign). Checked as such.
+    flat, flat_pair = _gate_constant_sides(p, kw["mask"], box, got.whole_frame) if got.pixels >= 16 else (0, 0)
+    if flat and not (got.contrast == 0.0 and abs(want.contrast) <= 1e-5 * max(want.mean, 1.0)):
+        raise AssertionError(f"gate contrast of a constant inside: native {got.contrast!r} reference "
+                             f"{want.contrast!r} ({shape})")
+    if flat_pair and got.correlation != 1.0:
+        raise AssertionError(f"gate correlation with a constant side: native {got.correlation!r}, "
+                             f"expected 1.0 ({shape})")
+    for name in GATE_MOMENTS:
+        g, r = getattr(got, name), getattr(want, name)
+        if (name == "contrast" and flat) or (name == "correlation" and flat_pair):
+            continue
+        if not abs(g - r) <= GATE_MOMENT_RTOL * abs(r) + 1e-6:
+            raise AssertionError(f"gate {name}: native {g!r} reference {r!r} ({shape})")
+    if type(got.pixels) is not int or type(got.whole_frame) is not bool or type(got.grey_levels) is not int:
+        raise AssertionError(f"gate: field types {got}")
+
+
+def _gate_constant_sides(pixels, mask, box, whole: bool) -> tuple[bool, bool]:
+    """(the sampled grey levels inside are all equal, one side of the >= 8 lag-1 pairs is
+    constant), exactly: the selection of gate_reference.gate_figures_reference, recomputed."""
+    from usclip_sdk.ops.gate_reference import SIDE, grey
+
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    h, w = pixels.shape[:2]
+    x0, y0, x1, y1 = (0, 0, w, h) if whole else box
+    st = max(1, -(-max(y1 - y0, x1 - x0) // SIDE))
+    left, right = grey(pixels[y0:y1:st, x0:x1:st]), grey(pixels[y0:y1:st, x0 + 1:x1 + 1:st])
+    inside = np.ones(left.shape, bool) if whole else mask[y0:y1:st, x0:x1:st] > 0
+    n = min(left.shape[1], right.shape[1])
+    both = inside[:, :n] if whole else inside[:, :n] & (mask[y0:y1:st, x0 + 1:x1 + 1:st][:, :n] > 0)
+    v, a, b = left[inside], left[:, :n][both], right[:, :n][both]
+    return bool(v.size and np.ptp(v) == 0), bool(a.size >= 8 and (np.ptp(a) == 0 or np.ptp(b) == 0))
+
+
+# What each broken argument must raise, and the argument its message must name.
+_GATE_EXPECT = {
+    "dtype": (TypeError, "pixels"), "not array": (TypeError, "pixels"), "ndim": (ValueError, "pixels"),
+    "channels": (ValueError, "pixels"), "empty": (ValueError, "pixels"),
+    "mask dtype": (TypeError, "mask"), "mask not array": (TypeError, "mask"), "mask shape": (ValueError, "mask"),
+    "bbox range": (ValueError, "bbox"), "bbox type": (TypeError, "bbox"), "device": (ValueError, "device"),
+}
+# Breaks the native entry must reject by itself (the Python face checks the rest before it).
+_GATE_NATIVE = ("dtype", "ndim", "channels", "empty", "mask dtype", "mask shape", "bbox range")
+
+
+def bad_gate_case(d) -> tuple[str, dict]:
+    """(what was broken, keyword arguments): a valid ``gate_figures`` call, one argument broken."""
+    kw = gate_case(d)
+    p = kw["pixels"]
+    h, w = p.shape[:2]
+    what = d.pick(list(_GATE_EXPECT))
+    up = p[None] if p.ndim == 3 else p[None, None]  # (1, h, w) could be a valid 3-D frame
+    bad = {
+        "dtype": lambda: {"pixels": p.astype(d.pick([np.float32, np.float64, np.int8, np.int16, np.uint16,
+                                                     np.bool_, np.complex64, object]))},
+        "not array": lambda: {"pixels": d.pick([p.tolist(), None, bytes(np.ascontiguousarray(p)), 3])},
+        "ndim": lambda: {"pixels": d.pick([p.reshape(-1), up, up[None], np.zeros((), np.uint8),
+                                           np.zeros((1, h, w, 3), np.uint8)])},
+        "channels": lambda: {"pixels": np.zeros((h, w, d.pick([0, 2])), np.uint8)},
+        "empty": lambda: dict(zip(("pixels", "mask", "bbox"), d.pick([
+            (np.zeros((0, w), np.uint8), np.zeros((0, w), np.uint8), (0, 0, w, 0)),
+            (np.zeros((h, 0, 3), np.uint8), np.zeros((h, 0), np.uint8), (0, 0, 0, h)),
+            (np.zeros((0, 0), np.uint8), np.zeros((0, 0), bool), (0, 0, 0, 0))]))),
+        "mask dtype": lambda: {"mask": np.asarray(kw["mask"]).astype(d.pick([np.float32, np.float64, np.int8,
+                                                                             np.int32, np.uint16, object]))},
+        "mask not array": lambda: {"mask": d.pick([np.asarray(kw["mask"]).tolist(), None, 1])},
+        "mask shape": lambda: {"mask": np.ones(d.pick([(h + 1, w), (h, w + 1), (w, h) if w != h else (h, w + 2),
+                                                        (h, w, 1), (h * w,), (1, h, w)]), np.uint8)},
+        "bbox range": lambda: {"bbox": d.pick([(-1, 0, w, h), (0, -1, w, h), (0, 0, w + 1, h), (0, 0, w, h + 1),
+                                               (1, 0, 0, h), (0, 1, w, 0), (w + 1, 0, w + 1, h),
+                                               (0, 0, 2**62, h), (-2**62, 0, w, h), (0, 0, w, 2**70)])},
+        "bbox type": lambda: {"bbox": d.pick([(0.0, 0, w, h), (True, 0, w, h), (0, 0, w), (0, 0, w, h, 1), None,
+                                              "full", np.array([0, 0, w, h]), (None, 0, w, h),
+                                              (0, 0, np.float64(w), h), {0: 0, 1: 0, 2: w, 3: h}])},
+        "device": lambda: {"device": d.pick(["gpu", "cuda:x", None, 0, "CPU", "cuda:", "cuda:-1"]
+                                             + ([] if cuda_available() else ["cuda"]))},
+    }[what]()
+    kw.update(bad)
+    return what, kw
+
+
+def _raises(fn, what: str, kind, name: str, where: str) -> None:
+    try:
+        fn()
+    except kind as e:
+        if name not in str(e):
+            raise AssertionError(f"{where}: broken {what!r} raised {type(e).__name__} not naming "
+                                 f"{name!r}: {e}") from None
+        return
+    except TYPED_ERRORS as e:
+        raise AssertionError(f"{where}: broken {what!r} raised {type(e).__name__} ({e}), "
+                             f"expected {kind.__name__}") from None
+    raise AssertionError(f"{where}: broken {what!r} was accepted")
+
+
+def check_gate_rejected(what: str, kw: dict) -> None:
+    """The broken call raises the expected TypeError/ValueError naming the argument, from the
+    Python face and (for what it checks itself) the native entry; device='cuda' on a machine
+    without CUDA raises DeviceError instead (a usclip_sdk.errors type naming the device)."""
+    kind, name = _GATE_EXPECT[what]
+    if what == "device" and kw["device"] == "cuda":
+        kind = UsclipError
+    _raises(lambda: gate_figures(**kw), what, kind, name, "gate_figures")
+    bbox = kw["bbox"]
+    if what in _GATE_NATIVE and not (what == "bbox range" and max(abs(v) for v in bbox) >= 2**63):
+        _raises(lambda: native().gate_cpu(kw["pixels"], kw["mask"], bbox), what, kind, name, "native gate_cpu")
+
+
+# The long run's case stream: seed s runs KINDS[s % len(KINDS)].
+KINDS = ("preprocess valid", "similarity valid", "preprocess invalid", "similarity invalid",
+         "gate valid", "gate invalid")
+
+
 def run_seeded_case(seed: int) -> None:
-    """Seeded case ``seed`` of the long-run stream: generator ``seed % 4`` is 0 valid
-    preprocess, 1 valid similarity, 2 invalid preprocess, 3 invalid similarity. Raises
+    """Seeded case ``seed`` of the long-run stream, of kind ``KINDS[seed % 6]``. Raises
     AssertionError (or the unexpected exception) on failure."""
     d = NumpyDraw(seed)
-    kind = seed % 4
+    kind = seed % len(KINDS)
     if kind == 0:
         check_preprocess(preprocess_case(d))
     elif kind == 1:
         check_similarity(similarity_case(d))
     elif kind == 2:
         check_rejected(preprocess, *bad_preprocess_case(d))
-    else:
+    elif kind == 3:
         check_rejected(similarity, *bad_similarity_case(d))
+    elif kind == 4:
+        check_gate(gate_case(d))
+    else:
+        check_gate_rejected(*bad_gate_case(d))

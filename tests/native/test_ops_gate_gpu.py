@@ -73,3 +73,15 @@ def test_host_views_and_device_arrays():
     assert gate_figures(d_im, d_mask, r.bbox, device="cuda") == want
     assert gate_figures(d_im, r.mask, r.bbox, device="cuda:0") == want
     assert gate_figures(im, d_mask.numpy().astype(bool), r.bbox, device="cuda") == want
+
+
+def test_fuzz_cases():
+    """tests/fuzz_cases.py's valid gate cases (bench/fuzz_ops.py's kind 4 seeds) on the device:
+    host frames of every layout (staged whole, or copied first when their rows are not
+    contiguous), checked as the CPU fuzz checks them (120 cases: cheap under compute-sanitizer)."""
+    from fuzz_cases import NumpyDraw, check_gate, gate_case
+
+    for seed in range(4, 6 * 120, 6):
+        kw = gate_case(NumpyDraw(seed))
+        kw["device"] = "cuda"
+        check_gate(kw)

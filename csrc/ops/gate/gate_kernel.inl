@@ -67,6 +67,12 @@ void fetch(const Image& im, const Mask& m, const Plan& p, Sample& sm) {
   const int64_t sy = im.sy, msy = m.sy;
   const int64_t sx = kPacked ? (kRgb ? 3 : 1) : im.sx, sc = kPacked ? 1 : im.sc, msx = kPacked ? 1 : m.sx;
   const uint8_t *data = im.data, *mdata = m.data;
+  if (sh == 0 || sw == 0) {
+    // An empty box: nothing to read. Its x0 may be the frame's width, and row pointers at
+    // column w of a column-flipped frame would point before its buffer (UB even unread).
+    sm.inside = sm.pairs = 0;
+    return;
+  }
   auto sum = [&](const uint8_t* q) -> uint16_t { return kRgb ? q[0] + q[sc] + q[2 * sc] : q[0]; };
   // Columns whose right-hand neighbour exists: up to the frame's edge, not the box's.
   const int64_t paired = std::max<int64_t>(0, std::min(sw, (im.w - 1 - x0 + st - 1) / st));
