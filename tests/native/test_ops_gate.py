@@ -27,6 +27,8 @@ from usclip_sdk.ops.gate_reference import gate_figures_reference
 from usclip_sdk.quality import assess, verdict
 from usclip_sdk.region import Region, detect_region, full_region, region_from_mask
 
+from gate_frames import NOT_IMAGES, scan
+
 EXACT = ("pixels", "area_fraction", "whole_frame", "echo_p99", "dark_fraction", "colour_fraction",
          "grey_levels", "flat_fraction", "speckle_snr")
 MOMENTS = ("contrast", "mean", "correlation", "texture")
@@ -97,7 +99,7 @@ def test_synthetic_scans_rgb_and_grey_match_the_reference(size):
 
 def test_scanner_like_frames_from_the_triage_tests():
     for seed in range(6):
-        im = _scan(seed, gain=40.0 + 20 * seed)
+        im = scan(seed, gain=40.0 + 20 * seed)
         r = detect_region(im)
         assert check(im, r).ok
         x0, y0, x1, y1 = r.bbox
@@ -105,47 +107,7 @@ def test_scanner_like_frames_from_the_triage_tests():
         assert check(crop, full_region(*crop.shape[:2])).ok
 
 
-def _scan(seed: int, h: int = 240, w: int = 320, gain: float = 90.0) -> np.ndarray:
-    """tests/sdk/test_triage.py's scanner-like frame: blurred Rayleigh speckle, a blob, text."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w), np.float32)
-    speckle = cv2.GaussianBlur(rng.rayleigh(1.0, (h - 60, w - 120)).astype(np.float32), (0, 0), 1.2)
-    img[30:h - 30, 60:w - 60] = np.clip(speckle * gain, 0, 255)
-    img = img.astype(np.uint8)
-    cv2.circle(img, (int(rng.integers(90, w - 90)), int(rng.integers(60, h - 60))), 20, 230, -1)
-    cv2.putText(img, "L12 MSK", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1)
-    return np.repeat(img[..., None], 3, axis=2)
-
-
 # ------------------------------------------------------------------ what is not a scan
-def _document() -> np.ndarray:
-    im = np.full((240, 320, 3), 245, np.uint8)
-    for y in range(20, 230, 16):
-        cv2.putText(im, "patient report lorem ipsum 0123", (6, y), 0, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return im
-
-
-def _photo() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    return cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
-
-
-NOT_IMAGES = {  # tests/sdk/test_triage.py's kinds and the check each fails
-    "black": (np.zeros((240, 320, 3), np.uint8), "contrast"),
-    "white": (np.full((240, 320, 3), 255, np.uint8), "contrast"),
-    "constant colour": (np.full((240, 320, 3), (10, 20, 31), np.uint8), "contrast"),
-    "dark noise": (np.random.default_rng(0).integers(0, 12, (240, 320, 3)).astype(np.uint8), "echo"),
-    "grey noise": (np.repeat(np.random.default_rng(1).integers(0, 256, (240, 320, 1)), 3, 2).astype(np.uint8),
-                   "correlation"),
-    "colour noise": (np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8), "colour"),
-    "gradient": (np.repeat(np.tile(np.linspace(0, 255, 320), (240, 1))[..., None], 3, 2).astype(np.uint8), "texture"),
-    "checkerboard": (np.repeat(((np.indices((240, 320)).sum(0) // 16) % 2 * 255)[..., None], 3, 2).astype(np.uint8),
-                     "grey_levels"),
-    "document": (_document(), "flat"),
-    "photo": (_photo(), "colour"),
-}
-
-
 @pytest.mark.parametrize("name", sorted(NOT_IMAGES))
 def test_non_images_fail_the_same_checks(name):
     frame, failing = NOT_IMAGES[name]
@@ -164,7 +126,7 @@ def _region(h, w, bbox, kind="linear"):
 
 
 def test_a_sliver_region_is_measured_on_the_whole_frame():
-    im = _scan(0)
+    im = scan(0)
     mask = np.zeros(im.shape[:2], np.uint8)
     mask[215:222, 60:260] = 1  # 1.9 % of the frame (tests/sdk/test_triage.py)
     q = check(im, Region((60, 215, 260, 222), mask, "linear", im.shape[:2]))
@@ -177,14 +139,14 @@ def test_a_sliver_region_is_measured_on_the_whole_frame():
 def test_regions_at_the_right_edge(w):
     # The right-neighbour slice x0+1:x1+1 is one column shorter when the last sampled column is
     # the frame's last: every stride offset of x0 is covered.
-    frame = cv2.resize(_scan(2), (w, 240), interpolation=cv2.INTER_NEAREST)
+    frame = cv2.resize(scan(2), (w, 240), interpolation=cv2.INTER_NEAREST)
     for x0 in range(0, 12):
         check(frame, _region(240, w, (x0, 20, w, 230)))
     check(frame, full_region(240, w))
 
 
 def test_sector_masks_and_partial_patches():
-    frame = _scan(4, h=301, w=397)
+    frame = scan(4, h=301, w=397)
     mask = np.zeros((301, 397), np.uint8)
     cv2.ellipse(mask, (198, 0), (290, 290), 0, 45, 135, 1, -1)
     check(frame, region_from_mask(mask, "sector"))
@@ -218,7 +180,7 @@ def test_random_frames_masks_and_boxes():
 
 # ------------------------------------------------------------------ layouts
 def test_strided_views_are_read_in_place():
-    frame, r = _scan(1), None
+    frame, r = scan(1), None
     r = detect_region(frame)
     want = gate_figures(frame, r.mask, r.bbox)
     big = np.zeros((300, 400, 4), np.uint8)
@@ -294,7 +256,7 @@ def test_concurrent_calls_equal_serial():
     # The kernel releases the GIL and keeps no state: .ci/tsan.sh runs this under TSan.
     cases = []
     for seed in range(4):
-        im = _scan(seed)
+        im = scan(seed)
         r = detect_region(im)
         cases.append((im, r.mask, r.bbox))
     want = [gate_figures(*c) for c in cases]
