@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_ops_gate import NOT_IMAGES, SIZES, _region, _scan, _scans, check_figures
+from gate_frames import NOT_IMAGES, scan
+from test_ops_gate import SIZES, _region, _scans, check_figures
 
 from usclip_sdk.ops import DeviceArray, cuda_available, gate_figures
 from usclip_sdk.region import detect_region, full_region, region_from_mask
@@ -38,7 +39,7 @@ def test_non_images(name):
 
 
 def test_geometry_edges_and_tiny_frames():
-    im = _scan(0)
+    im = scan(0)
     mask = np.zeros(im.shape[:2], np.uint8)
     mask[215:222, 60:260] = 1  # a sliver: the whole frame is measured
     assert cuda(im, mask, (60, 215, 260, 222)).whole_frame
@@ -63,7 +64,7 @@ def test_random_frames_masks_and_boxes():
 
 
 def test_host_views_and_device_arrays():
-    im = _scan(3)
+    im = scan(3)
     r = detect_region(im)
     want = gate_figures(im, r.mask, r.bbox, device="cuda")
     for view in (np.asfortranarray(im), np.pad(im, ((0, 0), (0, 0), (0, 1)))):  # copied / read as RGBA
