@@ -323,14 +323,11 @@ def reweight(probs: np.ndarray, weights: np.ndarray, groups: Sequence[int]) -> n
     """Per-group softmax probabilities (N x sum(groups)) times ``weights``, renormalised within
     each group: softmax(z) * e^b / sum = softmax(z + b)."""
     p = probs * weights
-    sizes = np.asarray(groups)
-    if sizes.size == 0 or (sizes <= 0).any():  # reduceat cannot take an empty group
-        off = 0
-        for n in groups:
-            p[:, off:off + n] /= np.maximum(p[:, off:off + n].sum(axis=1, keepdims=True), 1e-30)
-            off += n
-        return p
-    # One reduceat and one divide for all groups (a loop costs ~10 us a group per frame).
-    sums = np.add.reduceat(p, np.concatenate(([0], np.cumsum(sizes[:-1]))), axis=1)
-    p /= np.repeat(np.maximum(sums, 1e-30), sizes, axis=1)
+    sizes = np.asarray(groups, dtype=np.intp)
+    starts = np.cumsum(sizes) - sizes
+    # One reduceat and one divide for all groups (a loop costs ~10 us a group per frame);
+    # reduceat cannot take an empty group, and an empty group has nothing to renormalise.
+    full = sizes > 0
+    sums = np.add.reduceat(p, starts[full], axis=1)
+    p /= np.repeat(np.maximum(sums, 1e-30), sizes[full], axis=1)
     return p

@@ -327,8 +327,8 @@ class Classifier:
         timings = dict(timings, triage=timings.get("triage", 0.0) + decided)
         timings["total"] += decided
         return Prediction(
-            label=labels.names[order[0]], score=float(lp[order[0]]),
-            topk=tuple((labels.names[j], float(lp[j])) for j in order),
+            label=labels.names[order[0]], score=lp[order[0]],
+            topk=tuple((labels.names[j], lp[j]) for j in order),
             attributes=mark_applicable(attrs, status), region=region.to_dict(), timings=timings,
             backend=self.backend.name, bundle=self.bundle.manifest.model.name, source=source,
             embedding=emb, status=status, reasons=reasons)

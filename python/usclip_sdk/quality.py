@@ -33,8 +33,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .ops.gate import GateFigures, gate_figures
-from .ops.gate_reference import grey as _grey  # the gate's grey levels, for the frozen check too
+from .ops.gate import MIN_PIXELS, GateFigures, gate_figures, grey
 from .region import Region
 
 __all__ = ["Quality", "GateLimits", "DEFAULT_LIMITS", "assess", "verdict", "FrozenDetector"]
@@ -75,8 +74,8 @@ def assess(pixels: np.ndarray, region: Region, limits: GateLimits = DEFAULT_LIMI
 def verdict(f: GateFigures, region_kind: str, limits: GateLimits = DEFAULT_LIMITS) -> Quality:
     """The verdict and the reported (rounded) figures from measured ones (``gate_figures`` or
     its numpy reference)."""
-    if f.pixels < 16:
-        return Quality(False, ("region: fewer than 16 pixels inside the imaging region",),
+    if f.pixels < MIN_PIXELS:
+        return Quality(False, (f"region: fewer than {MIN_PIXELS} pixels inside the imaging region",),
                        {"region": "full" if f.whole_frame else region_kind, "pixels": int(f.pixels)})
     std, p99, colour, flat, corr, texture = (f.contrast, f.echo_p99, f.colour_fraction, f.flat_fraction,
                                              f.correlation, f.texture)
@@ -128,7 +127,7 @@ class FrozenDetector:
     def update(self, pixels: np.ndarray, region: Region) -> bool:
         """Add a frame; True while the feed is judged frozen."""
         x0, y0, x1, y1 = region.bbox
-        thumb = cv2.resize(_grey(pixels[y0:y1, x0:x1]), (64, 64), interpolation=cv2.INTER_AREA)
+        thumb = cv2.resize(grey(pixels[y0:y1, x0:x1]), (64, 64), interpolation=cv2.INTER_AREA)
         if self._last is not None and self._last.shape == thumb.shape:
             self.difference = float(np.mean(np.abs(thumb - self._last)))
             self.unchanged = self.unchanged + 1 if self.difference < self.tolerance else 0
