@@ -8,8 +8,9 @@ Per dimension (frames with a tag in it; correct = the top-1 value is one of the 
   cosine argmax (no calibration offsets), and ``acc_seen`` against anchors built from the
   training templates with the bundle's text tower (prompt classification), for comparison;
 - ``majority``: always answering the training split's most common value of that dimension.
-Also normal-vs-lesion AUC (score: best lesion-diagnosis logit minus the normal one) and organ
-accuracy over the organs the training split contains.
+Also normal-vs-lesion AUC (score: best lesion-diagnosis logit minus the normal one), the two
+errors of the Classifier's normal/lesion call (normal frames called lesions, lesion frames called
+normal) and organ accuracy over the organs the training split contains.
 
     python bench/model_eval.py --data DIR [--bundle B] [--split test] [--json out.json]
 """
@@ -85,8 +86,11 @@ def evaluate(clf: Classifier, train, test, batch: int = 16) -> dict:
     logits = emb @ dx.T
     lesion_score = np.delete(logits, normal_col, axis=1).max(1) - logits[:, normal_col]
     is_normal = np.array([NORMAL in s.labels.get("Diagnosis", ()) for s in test])
-    normal_called_lesion = float(np.mean([preds[i].attributes["Diagnosis"].value != NORMAL
-                                          for i in np.nonzero(is_normal)[0]])) if is_normal.any() else None
+    called_normal = np.array([p.attributes["Diagnosis"].value == NORMAL for p in preds])
+    has_dx = np.array([bool(s.labels.get("Diagnosis")) for s in test])
+    normal_called_lesion = float(np.mean(~called_normal[is_normal])) if is_normal.any() else None
+    lesion = has_dx & ~is_normal  # frames tagged with a lesion diagnosis
+    lesion_called_normal = float(np.mean(called_normal[lesion])) if lesion.any() else None
     avg = float(np.mean([r["acc"] for r in dims.values()]))
     return {
         "n_test": len(test), "n_train": len(train), "seconds": round(secs, 1),
@@ -96,6 +100,7 @@ def evaluate(clf: Classifier, train, test, batch: int = 16) -> dict:
         "normal_vs_lesion_auc": (auroc(lesion_score[~is_normal], lesion_score[is_normal])
                                  if is_normal.any() and (~is_normal).any() else None),
         "normal_called_lesion": normal_called_lesion,
+        "lesion_called_normal": lesion_called_normal,
         "organ_acc_trained_organs": float(np.mean([preds[i].attributes["Organ_level"].value
                                                     in test[i].labels["Organ_level"] for i in organ_idx])),
         "status_ok_rate": float(np.mean([p.status == "ok" for p in preds])),
@@ -129,7 +134,8 @@ def main(argv=None) -> int:
     print(f"AvgAcc {100 * r['AvgAcc']:.1f} (raw {100 * r['AvgAcc_raw']:.1f}, seen prompts "
           f"{100 * r['AvgAcc_seen']:.1f}, majority "
           f"{100 * r['AvgMajority']:.1f}); normal-vs-lesion AUC {r['normal_vs_lesion_auc']:.3f}; "
-          f"normal frames called lesions {100 * (r['normal_called_lesion'] or 0):.1f} %; organ acc "
+          f"normal frames called lesions {100 * (r['normal_called_lesion'] or 0):.1f} %, lesions called "
+          f"normal {100 * (r['lesion_called_normal'] or 0):.1f} %; organ acc "
           f"(trained organs) {100 * r['organ_acc_trained_organs']:.1f}; status ok "
           f"{100 * r['status_ok_rate']:.1f} %; {r['n_test']} frames in {r['seconds']} s")
     if a.json:

@@ -77,7 +77,7 @@ def _one(recipe: str, batch: int, steps: int, unlock: int) -> dict:
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with cast:
-            img, txt, scale = module(images, tokens, labels)
+            img, txt, scale, _ = module(images, tokens, labels)
         loss_fn(img.float(), txt.float(), scale.float(), labels)["loss"].backward()
         opt.step()
         if i:

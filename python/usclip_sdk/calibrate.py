@@ -70,9 +70,11 @@ def embed_split(clf: Any, paths: Sequence[Path], batch: int = 16,
 
 def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
                      split: str = "valid", backend: str = "auto", overwrite: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict]:
+                     progress: Callable[[int, int], None] | None = None,
+                     normal_point: str = "youden", lesion_sensitivity: float = 0.95) -> tuple[Path, dict]:
     """Write ``out`` (a .zip when it ends in .zip) = ``bundle`` + calibration fitted on
-    ``data``/``split``; returns its path and the fit's figures."""
+    ``data``/``split``; returns its path and the fit's figures. ``normal_point`` and
+    ``lesion_sensitivity``: the normal operating point (``calibration.fit_calibration``)."""
     from .classifier import Classifier
 
     frames = read_split(data, split)
@@ -84,7 +86,8 @@ def calibrate_bundle(bundle: str | os.PathLike, data: str | os.PathLike, out: st
         spec, ref, figures = fit_calibration(
             emb, [t for _, t in frames], b.class_embeddings(), b.class_names, b.logit_scale,
             fitted_on={"data": Path(data).name, "split": split, "precision": clf.backend.precision},
-            support=b.manifest.label_support)
+            support=b.manifest.label_support, normal_point=normal_point,
+            lesion_sensitivity=lesion_sensitivity)
         path = write_calibrated(b, spec, ref, out, overwrite=overwrite)
     return path, {"frames": len(frames), "dimensions": figures,
                   "ood_threshold": spec.ood.threshold if spec.ood else None}

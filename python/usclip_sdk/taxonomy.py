@@ -35,6 +35,7 @@ __all__ = [
     "prompts",
     "prompt_templates",
     "PROMPT_SETS",
+    "NORMAL",
     "UnknownLabelError",
 ]
 
@@ -211,6 +212,7 @@ DIMENSIONS: tuple[Dimension, ...] = (
 )
 
 FIELDS: tuple[str, ...] = tuple(d.field for d in DIMENSIONS)
+NORMAL = "normal appearance"  # the Diagnosis value of a frame without a focal lesion
 _BY_FIELD: dict[str, Dimension] = {d.field: d for d in DIMENSIONS}
 _SYSTEM_OF: dict[str, str] = {o: s for s, group in BODY_SYSTEMS for o in group}
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import taxonomy
 from .calibration import Calibration
 from .prediction import Attribute
 from .quality import FrozenDetector, Quality
@@ -28,7 +29,7 @@ __all__ = ["decide", "mark_applicable", "LESION_DESCRIPTORS", "NORMAL"]
 
 LESION_DESCRIPTORS = ("Shape", "Margins", "Echogenicity", "InternalCharacteristics",
                       "PosteriorAcoustics", "Vascularity")
-NORMAL = "normal appearance"  # the taxonomy's Diagnosis value for a frame without a lesion
+NORMAL = taxonomy.NORMAL  # the Diagnosis value for a frame without a lesion
 
 
 def decide(quality: Quality, attributes: Mapping[str, Attribute], embedding: np.ndarray,

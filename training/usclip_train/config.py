@@ -40,6 +40,7 @@ class RunConfig:
     fusion_scale: str = "unit_norm"     # unit_norm (the release's strength) | unit_rms (sqrt(D) x weaker)
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
     similarity: str = "default"         # S^(k): default | cooccurrence | jaccard | prior | identity | a file
+    prompt_loss: float = 0.0            # weight of our prompt-alignment term (loss.PromptAlignmentLoss; 0: the paper's loss)
     # --- optimisation
     epochs: int = 10
     max_steps: int | None = None        # stop after this many optimizer steps (overrides epochs)
@@ -78,6 +79,8 @@ class RunConfig:
         for name in ("warmup_steps", "save_every", "workers", "seed", "unlock_text_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
+        if self.prompt_loss < 0:
+            raise ValueError(f"prompt_loss: expected >= 0, found {self.prompt_loss}")
         if self.lr <= 0 or self.sm_lambda < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr/sm_lambda/min_lr_ratio: expected lr > 0, sm_lambda >= 0, "
                              f"min_lr_ratio in [0, 1], found {self.lr}/{self.sm_lambda}/{self.min_lr_ratio}")

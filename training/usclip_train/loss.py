@@ -34,6 +34,7 @@ __all__ = [
     "ClipLoss",
     "SemanticLoss",
     "UltrasoundClipLoss",
+    "PromptAlignmentLoss",
 ]
 
 GatherFn = Callable[[Tensor], Tensor]
@@ -197,3 +198,34 @@ class UltrasoundClipLoss(nn.Module):
             return {"loss": clip, "clip": clip.detach(), "semantic": sem}
         sem = self.semantic(p, s)
         return {"loss": clip + self.lambda_sm * sem, "clip": clip.detach(), "semantic": sem.detach()}
+
+
+class PromptAlignmentLoss(nn.Module):
+    """Each image picks its own value among its dimension's value prompts (our addition).
+
+    forward(image_features B x D, prompt_features V x D, logit_scale, labels B x 93,
+    columns: per dimension the flat label indices of its rows of ``prompt_features``, in order)
+    -> scalar: the mean over dimensions of the cross-entropy of ``logit_scale * image @ prompts_d.T``
+    against the image's values in d (a uniform target over them when it has several). Images
+    without a value in d do not take part in d; dimensions no image of the batch is tagged in
+    are skipped (0 when none is). This is the decision the zero-shot classifier makes, trained
+    on the training templates while evaluation uses held-out ones (``usclip_train.prompt_bank``).
+    """
+
+    def forward(self, image_features: Tensor, prompt_features: Tensor, logit_scale: Tensor | float,
+                labels: Tensor, columns: list[Tensor]) -> Tensor:
+        if sum(len(c) for c in columns) != prompt_features.shape[0]:
+            raise ValueError(f"columns: expected {prompt_features.shape[0]} indices in all (one per prompt "
+                             f"row), found {sum(len(c) for c in columns)}")
+        logits = logit_scale * (image_features.float() @ prompt_features.float().T)
+        total, n, start = logits.new_zeros(()), 0, 0
+        for cols in columns:
+            stop = start + len(cols)
+            target = labels[:, cols.to(labels.device)].float()
+            rows = target.sum(1) > 0
+            if bool(rows.any()):
+                t = target[rows] / target[rows].sum(1, keepdim=True)
+                total = total - (t * F.log_softmax(logits[rows, start:stop], dim=1)).sum(1).mean()
+                n += 1
+            start = stop
+        return total / max(n, 1)

@@ -93,7 +93,12 @@ class TrainModule(nn.Module):
                 raise ValueError("fusion: the model needs text_head 'graph_norm' to carry the fusion's LayerNorm")
             fusion.fusion.norm = self.head.norm  # tie: one LayerNorm, trained by the graph path
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor):
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor,
+                prompt_tokens: torch.Tensor | None = None):
+        """-> (image, text features, logit scale, value-prompt features or None).
+
+        ``prompt_tokens`` (the prompt bank's rows) are encoded the way inference encodes class
+        prompts (label-free, no graph residual), inside forward so DDP sees every use."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         image = self.model.encode_image(images, normalize=True)
@@ -106,7 +111,8 @@ class TrainModule(nn.Module):
             finally:
                 self.head.active = True
             text = self.fusion(raw, labels)
-        return image, text, self.model.logit_scale.exp()
+        prompts = None if prompt_tokens is None else self.model.encode_text(prompt_tokens, normalize=True)
+        return image, text, self.model.logit_scale.exp(), prompts
 
 
 _TEXT_CACHES: dict[tuple, dict] = {}
@@ -338,7 +344,8 @@ class _Log:
 def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     """Model, fusion, datasets, loss for a run (same on every rank)."""
     from .graph import AttributeGraphFusion
-    from .loss import UltrasoundClipLoss, all_gather_with_grad
+    from .loss import PromptAlignmentLoss, UltrasoundClipLoss, all_gather_with_grad
+    from .prompt_bank import PromptBank
 
     seed_everything(cfg.seed)
     spec = model_spec_for(cfg)
@@ -368,6 +375,9 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     loss_fn = UltrasoundClipLoss(similarity=sim, lambda_sm=cfg.sm_lambda if cfg.use_soft_labels else 0.0,
                                  gather=all_gather_with_grad if info.distributed else None,
                                  rank=info.rank).to(info.device)
+    if cfg.prompt_loss > 0:
+        loss_fn.prompts = PromptBank(tokenizer, label_support(ds.samples))
+        loss_fn.prompt_loss = PromptAlignmentLoss()
     return spec, module, tokenizer, ds, loss_fn
 
 
@@ -434,7 +444,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
         for _ in range(spe - done_in_epoch):
             t0 = time.perf_counter()
             lr_used = opt.param_groups[0]["lr"]
-            terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info)
+            terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info, step)
             sched.step()
             step += 1
             seen += cfg.batch_size * cfg.grad_accum * info.world_size
@@ -465,18 +475,26 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
 
 
 def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig,
-                    info: DistInfo) -> dict:
+                    info: DistInfo, step: int = 0) -> dict:
     """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
     opt.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}
+    bank = getattr(loss_fn, "prompts", None)
     for micro in range(cfg.grad_accum):
         batch: Batch = next(it).to(info.device)
         sync = micro == cfg.grad_accum - 1 or not info.distributed
         ctx = contextlib.nullcontext() if sync else ddp.no_sync()
+        # the templates drawn depend only on (seed, step, micro): a resumed run draws the same
+        prompt_tokens = None if bank is None else bank.sample(
+            torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)).to(info.device)
         with ctx:
             with autocast():
-                image, text, scale = ddp(batch.images, batch.tokens, batch.labels)
+                image, text, scale, prompts = ddp(batch.images, batch.tokens, batch.labels, prompt_tokens)
             terms = loss_fn(image.float(), text.float(), scale.float(), batch.labels)
+            if bank is not None:
+                align = loss_fn.prompt_loss(image.float(), prompts.float(), scale.float(), batch.labels,
+                                            bank.columns)
+                terms = {**terms, "loss": terms["loss"] + cfg.prompt_loss * align, "prompt": align.detach()}
             loss = terms["loss"] / cfg.grad_accum
             (scaler.scale(loss) if scaler is not None else loss).backward()
         for k, v in terms.items():
