@@ -40,7 +40,7 @@ class RunConfig:
     fusion_scale: str = "unit_norm"     # unit_norm (the release's strength) | unit_rms (sqrt(D) x weaker)
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
     similarity: str = "default"         # S^(k): default | cooccurrence | jaccard | prior | identity | a file
-    prompt_loss: float = 0.0            # weight of our prompt-alignment term (loss.PromptAlignmentLoss; 0: the paper's loss)
+    prompt_loss: float = 0.0            # our prompt-alignment term's weight (loss.PromptAlignmentLoss; 0: paper)
     # --- optimisation
     epochs: int = 10
     max_steps: int | None = None        # stop after this many optimizer steps (overrides epochs)
