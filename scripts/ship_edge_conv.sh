@@ -11,6 +11,7 @@
 # Outputs: $OUT/, bench/results/*_$TAG.json. Copy $OUT/usclip-edge.zip to
 # python/usclip_sdk/models/ only when it measures better than the shipped bundle.
 #   RUN=runs/conv128-v4 DATA=data/synth-v4 TAG=conv128v4 scripts/ship_edge_conv.sh
+# PREV names the shipped bundle's model_eval JSON (measured once, then kept).
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 RUN=${RUN:-runs/conv128}; DATA=${DATA:-data/synth-v3}; TAG=${TAG:-conv128}; N=${N:-600}
@@ -36,7 +37,7 @@ usclip export "$RUN" --out "$OUT/tensorrt.zip" --zip --overwrite --fp16 --int8-i
 step "model_eval: new calibrated / uncalibrated / the shipped bundle, same $N test frames"
 eval_bundle "$OUT/usclip-edge.zip" fp32 "model_eval_$TAG" model_eval
 eval_bundle "$OUT/raw.zip" fp32 "model_eval_${TAG}_uncalibrated" model_eval_raw
-prev="model_eval_shipped_on_$(basename "$DATA")"  # the shipped bundle: kept when already measured
+prev=${PREV:-"model_eval_shipped_on_$(basename "$DATA")"}  # the shipped bundle: kept when already measured
 [ -f "$R/$prev.json" ] && echo "kept $R/$prev.json" || eval_bundle "" fp32 "$prev" model_eval_previous
 step "precision deltas (uncalibrated, same frames): int8_cpu, fp16, int8 Q/DQ"
 eval_bundle "$OUT/raw.zip" int8_cpu "model_eval_${TAG}_int8_cpu" model_eval_int8_cpu

@@ -194,6 +194,15 @@ def test_usclip_calibrate_command(bundle_path, tmp_path, capsys):
         assert b.manifest.calibration.ood.threshold == pytest.approx(fig["ood_threshold"])
     with pytest.raises(InvalidInputError, match="no test.jsonl"):
         calibrate_bundle(bundle_path, data, tmp_path / "d", split="test")
+    # the normal operating point's options reach the fit (12 frames: too few to move it)
+    assert main(["calibrate", str(bundle_path), "--data", str(data), "--out", str(tmp_path / "s.zip"),
+                 "--backend", "onnxruntime", "--json", "--normal-point", "sensitivity",
+                 "--lesion-sensitivity", "0.9"]) == 0
+    point = json.loads(capsys.readouterr().out)["dimensions"]["Diagnosis"].get("normal_operating_point")
+    assert point is None or (point["fitted"] is False and point["offset"] == 0.0)
+    with pytest.raises(SystemExit):
+        main(["calibrate", str(bundle_path), "--data", str(data), "--out", str(tmp_path / "x.zip"),
+              "--normal-point", "roc"])
 
 
 def test_usclip_calibrate_fits_a_labelled_split(bundle_path, tmp_path):
