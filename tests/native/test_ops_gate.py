@@ -302,3 +302,21 @@ def test_the_portable_kernel_matches_too():
     env = dict(os.environ, USCLIP_CPU_KERNEL="generic")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_cuda_staging_view_of_host_arrays():
+    """The CUDA path's host staging (ops/gate._view; the CUDA call itself needs a GPU): frames and
+    masks whose rows are not contiguous are copied once, contiguous ones are read in place, and
+    anything else is a TypeError naming the argument."""
+    from usclip_sdk.ops.gate import _view
+
+    frame = np.zeros((20, 30, 4), np.uint8)
+    meta, ptr, strides, on_device, keep = _view(frame, "pixels", 0)
+    assert meta is frame and ptr == frame.ctypes.data and not on_device
+    meta, ptr, strides, _, keep = _view(frame[:, ::2], "pixels", 0)  # every other column
+    assert meta.flags.c_contiguous and strides == (15 * 4, 4, 1) and keep is meta
+    mask = np.ones((20, 60), np.uint8)[:, ::2]
+    meta, _, strides, _, _ = _view(mask, "mask", 0)
+    assert strides == (30, 1) and np.array_equal(meta, mask)
+    with pytest.raises(TypeError, match="mask: expected a numpy or CUDA array"):
+        _view([[1, 2]], "mask", 0)

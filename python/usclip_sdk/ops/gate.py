@@ -100,19 +100,17 @@ class _Meta:
         self.shape, self.dtype = tuple(view.shape), np.dtype(view.dtype)
 
 
-def _pixels_view(pixels, stream: int):
-    """(keep-alive, (ptr, h, w, c, stride_h, stride_w, stride_c), on_device)."""
-    if is_device_array(pixels):
-        v = device_view(pixels, "pixels", stream)
-        meta, ptr, strides, on_device = _Meta(v), v.ptr, v.strides, True
-    elif isinstance(pixels, np.ndarray):
-        # Host frames are staged whole with one 2-D copy: rows must be contiguous.
-        if pixels.ndim >= 2 and pixels.dtype == np.uint8 and not _rows_contiguous(pixels):
-            pixels = np.ascontiguousarray(pixels)
-        meta, ptr, strides, on_device = pixels, pixels.ctypes.data, pixels.strides, False
-    else:
-        raise TypeError(f"pixels: expected a numpy or CUDA array, found {type(pixels).__name__}")
-    return meta, ptr, strides, on_device, pixels
+def _view(arr, name: str, stream: int):
+    """(meta for _check, ptr, strides, on_device, keep-alive) of a frame or mask: a CUDA array
+    is read in place; a host array is staged with one 2-D copy, so its rows must be contiguous."""
+    if is_device_array(arr):
+        v = device_view(arr, name, stream)
+        return _Meta(v), v.ptr, v.strides, True, (arr, v)
+    if isinstance(arr, np.ndarray):
+        if arr.ndim in (2, 3) and not _rows_contiguous(arr):
+            arr = np.ascontiguousarray(arr)
+        return arr, arr.ctypes.data, arr.strides, False, arr
+    raise TypeError(f"{name}: expected a numpy or CUDA array, found {type(arr).__name__}")
 
 
 def _rows_contiguous(a: np.ndarray) -> bool:
@@ -122,15 +120,8 @@ def _rows_contiguous(a: np.ndarray) -> bool:
 
 
 def _run_cuda(pixels, mask, bbox, stream: int) -> GateFigures:
-    pmeta, pptr, pstrides, p_dev, pkeep = _pixels_view(pixels, stream)
-    if is_device_array(mask):
-        mv = device_view(mask, "mask", stream)
-        mmeta, mptr, mstrides, m_dev, mkeep = _Meta(mv), mv.ptr, mv.strides, True, mv
-    elif isinstance(mask, np.ndarray):
-        mkeep = mask if mask.ndim != 2 or _rows_contiguous(mask) else np.ascontiguousarray(mask)
-        mmeta, mptr, mstrides, m_dev = mkeep, mkeep.ctypes.data, mkeep.strides, False
-    else:
-        raise TypeError(f"mask: expected a numpy or CUDA array, found {type(mask).__name__}")
+    pmeta, pptr, pstrides, p_dev, pkeep = _view(pixels, "pixels", stream)
+    mmeta, mptr, mstrides, m_dev, mkeep = _view(mask, "mask", stream)
     _check(pmeta, mmeta, bbox, device=True)
     h, w = pmeta.shape[:2]
     c = pmeta.shape[2] if len(pmeta.shape) == 3 else 1
