@@ -31,7 +31,7 @@ from usclip_sdk import Classifier, taxonomy
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from triage_eval import auroc  # noqa: E402  (one AUROC for the bench scripts)
 
-NORMAL = "normal appearance"
+NORMAL = taxonomy.NORMAL
 
 
 def majority(samples, field: str) -> str | None:

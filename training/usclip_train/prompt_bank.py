@@ -34,7 +34,8 @@ class PromptBank:
         self.columns: list[torch.Tensor] = []
         self.fields: list[str] = []
         for d in taxonomy.DIMENSIONS:
-            values = [v for v in d.values if v in set(support.get(d.field, ()))]
+            carried = set(support.get(d.field, ()))
+            values = [v for v in d.values if v in carried]
             if len(values) < 2:
                 continue
             self.fields.append(d.field)
