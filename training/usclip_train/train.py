@@ -375,10 +375,10 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     loss_fn = UltrasoundClipLoss(similarity=sim, lambda_sm=cfg.sm_lambda if cfg.use_soft_labels else 0.0,
                                  gather=all_gather_with_grad if info.distributed else None,
                                  rank=info.rank).to(info.device)
-    if cfg.prompt_loss > 0:
-        loss_fn.prompts = PromptBank(tokenizer, label_support(ds.samples))
-        loss_fn.prompt_loss = PromptAlignmentLoss()
-    return spec, module, tokenizer, ds, loss_fn
+    prompts = None
+    if cfg.prompt_loss > 0:  # our prompt-alignment term: its prompt rows and loss, or None
+        prompts = (PromptBank(tokenizer, label_support(ds.samples)), PromptAlignmentLoss())
+    return spec, module, tokenizer, ds, loss_fn, prompts
 
 
 def _steps_per_epoch(ds, cfg: RunConfig, info: DistInfo) -> int:
@@ -402,7 +402,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False) -> TrainRes
 
 def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec, module, tokenizer, ds, loss_fn = _setup(cfg, run_dir, info)
+    spec, module, tokenizer, ds, loss_fn, prompts = _setup(cfg, run_dir, info)
     bad = getattr(ds, "bad_samples", None) or BadSamples()
     if bad.skipped and info.is_main:  # said now and again at the end, never only in a file
         print(f"train: {bad.describe()} from {cfg.data} (--on-bad-sample skip)", file=sys.stderr)
@@ -444,7 +444,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
         for _ in range(spe - done_in_epoch):
             t0 = time.perf_counter()
             lr_used = opt.param_groups[0]["lr"]
-            terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info, step)
+            terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info, step,
+                                    prompts)
             sched.step()
             step += 1
             seen += cfg.batch_size * cfg.grad_accum * info.world_size
@@ -475,11 +476,11 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
 
 
 def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig,
-                    info: DistInfo, step: int = 0) -> dict:
+                    info: DistInfo, step: int = 0, prompts=None) -> dict:
     """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
     opt.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}
-    bank = getattr(loss_fn, "prompts", None)
+    bank, align_loss = prompts if prompts is not None else (None, None)
     for micro in range(cfg.grad_accum):
         batch: Batch = next(it).to(info.device)
         sync = micro == cfg.grad_accum - 1 or not info.distributed
@@ -489,11 +490,10 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
             torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)).to(info.device)
         with ctx:
             with autocast():
-                image, text, scale, prompts = ddp(batch.images, batch.tokens, batch.labels, prompt_tokens)
+                image, text, scale, prompt_emb = ddp(batch.images, batch.tokens, batch.labels, prompt_tokens)
             terms = loss_fn(image.float(), text.float(), scale.float(), batch.labels)
             if bank is not None:
-                align = loss_fn.prompt_loss(image.float(), prompts.float(), scale.float(), batch.labels,
-                                            bank.columns)
+                align = align_loss(image.float(), prompt_emb.float(), scale.float(), batch.labels, bank.columns)
                 terms = {**terms, "loss": terms["loss"] + cfg.prompt_loss * align, "prompt": align.detach()}
             loss = terms["loss"] / cfg.grad_accum
             (scaler.scale(loss) if scaler is not None else loss).backward()
