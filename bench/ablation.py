@@ -8,7 +8,7 @@ order) with a 95 % confidence interval (Student t over seeds), on the average an
 dimension: whether "CLIP < + soft labels < full" holds is read off those intervals.
 
     python bench/ablation.py --data DIR --out RUNS [--seeds 0,1,2] [--lambdas 0.3,1,3]
-                             [--variants NAME,...] [--set key=value ...]
+                             [--variants 'NAME;NAME...'] [--set key=value ...]
 
 Runs are sequential in one process (the frozen text tower's cache is shared when
 lock_text=true), seed by seed (every variant at seed 0, then at seed 1, ...); ablation.json is
@@ -110,7 +110,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lambdas", default="0.3,1,3", help="lambda values of the full model")
-    ap.add_argument("--variants", default=None, help="comma-separated subset of the variant names")
+    ap.add_argument("--variants", default=None,
+                    help="semicolon-separated subset of the variant names (names contain commas)")
     ap.add_argument("--config")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
@@ -119,7 +120,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = variants([float(x) for x in args.lambdas.split(",")])
     if args.variants:
-        keep = [v.strip() for v in args.variants.split(",")]
+        keep = [v.strip() for v in args.variants.split(";")]
+        unknown = [v for v in keep if v not in table]
+        if unknown:
+            ap.error(f"unknown variant(s) {unknown}; known: {list(table)}")
         table = {k: v for k, v in table.items() if k in keep}
     state = out / "ablation.json"
     results = json.loads(state.read_text())["results"] if state.is_file() else {}

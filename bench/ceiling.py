@@ -120,6 +120,53 @@ def build_inputs(names: list[str], root: Path, size: int) -> torch.Tensor:
     return x
 
 
+def _lesion_box_px(params: dict) -> tuple[float, float, float]:
+    """Centre (x, y) and half side, in screen pixels, of a square round the rendered lesion's
+    bounding box with a 20 % margin (the frame's centre when it has no lesion)."""
+    x0, y0, x1, y1 = params["region_box"]
+    les = params.get("lesion")
+    if not les:
+        return (x0 + x1) / 2, (y0 + y1) / 2, 0.3 * min(x1 - x0, y1 - y0)
+    g, mm = params["geometry"], params["mm_per_px"]
+    if g["probe"] == "linear":
+        xmin, ymin = -g["width_mm"] / 2, 0.0
+    else:  # the scan-converted fan's bounding box starts at its widest point and the apex arc
+        r1 = g["radius_mm"] + g["depth_mm"]
+        h = np.radians(g["half_angle_deg"])
+        xmin, ymin = -r1 * np.sin(h), g["radius_mm"] * np.cos(h) - g["radius_mm"]
+    bx0, bx1, by0, by1 = les["bbox_mm"]
+    cx = x0 + ((bx0 + bx1) / 2 - xmin) / mm - 0.5
+    cy = y0 + ((by0 + by1) / 2 - ymin) / mm - 0.5
+    return cx, cy, 0.6 * max(bx1 - bx0, by1 - by0) / mm
+
+
+def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
+    """Diagnostic input (``--lesion-crop``): a square round the lesion from the stored truth,
+    resized to ``size``, normalised like the model input. Not what any model gets to see: it
+    separates "the pixels do not show it" from "a small CNN cannot find it in the frame"."""
+    import cv2
+
+    from usclip_sdk.pixels import PreprocessSpec
+
+    spec = PreprocessSpec(image_size=(size, size))
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    params = {}
+    with open(root / "cases.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            params[rec["media_name"]] = rec["params"]
+    x = torch.empty((len(names), 3, size, size), dtype=torch.float16)
+    for i, n in enumerate(names):
+        img = cv2.cvtColor(cv2.imread(str(root / "images" / n), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        cx, cy, half = _lesion_box_px(params[n])
+        half = max(half, 8.0)
+        m = np.float32([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
+                        [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])
+        crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
+        x[i] = torch.from_numpy(((crop.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1))
+    return x
+
+
 def _loss(out: dict[str, torch.Tensor], t: Targets, idx: torch.Tensor) -> torch.Tensor:
     total = out[tx.FIELDS[0]].new_zeros(())
     for f, y in t.single.items():
@@ -209,6 +256,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="usclip synth processes")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--label", default="", help="free text stored in the JSON (e.g. renderer commit)")
+    ap.add_argument("--lesion-crop", action="store_true",
+                    help="diagnostic: crop round the lesion from the stored truth instead of the model input")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -221,10 +270,12 @@ def main() -> int:
     meta = json.loads((root / "dataset.json").read_text())
     out = {"goal": GOAL, "label": a.label, "data": str(root), "seed": meta.get("seed"), "n_cases": meta.get("n_cases"),
            "n_train_images": len(train_names), "n_test_images": len(test_names), "epochs": a.epochs,
-           "batch": a.batch, "torch_threads": a.threads, "cpu_count": os.cpu_count(), "sizes": {}}
+           "batch": a.batch, "torch_threads": a.threads, "cpu_count": os.cpu_count(),
+           "input": "lesion crop (diagnostic)" if a.lesion_crop else "model input crop", "sizes": {}}
+    inputs = build_lesion_crops if a.lesion_crop else build_inputs
     for size in [int(s) for s in a.sizes.split(",")]:
         s0 = time.perf_counter()
-        xtr, xte = build_inputs(train_names, root, size), build_inputs(test_names, root, size)
+        xtr, xte = inputs(train_names, root, size), inputs(test_names, root, size)
         s1 = time.perf_counter()
         model = train(xtr, tr, classes, a.epochs, a.batch, a.seed)
         s2 = time.perf_counter()

@@ -119,16 +119,23 @@ def test_septations_show_as_bright_lines_across_a_clear_cyst(organ: str) -> None
 @pytest.mark.parametrize("organ", ["liver", "breast"])
 def test_mixed_cystic_solid_and_complex_cystic_differ(organ: str) -> None:
     """Mixed: a solid body (brighter than the tissue) with round clear spaces; complex: mostly
-    fluid with low-level echoes, darker than the tissue and than the mixed lesion."""
+    fluid with low-level echoes, darker than the tissue and than the mixed lesion. Averaged over
+    four lesions: where one lesion's debris clumps and wall nodule fall moves its median by
+    +-15 grey levels (a single lesion passed or failed the bound by its random layout)."""
     st = {}
     for internal in ("mixed cystic and solid mass", "complex cystic solid", "solid components"):
-        f = _frame(organ, echogenicity="mixed echogenicity" if internal != "solid components" else "hypoechoic",
-                   internal=(internal,), diagnosis="mass")
-        inside, ring = _inside_and_ring(f, 0.8)
-        st[internal] = (float((inside < 0.35 * ring).mean()), float(np.median(inside)) - ring)
+        fr, med = [], []
+        for seed in (11, 12, 13, 14):
+            f = _frame(organ, echogenicity="mixed echogenicity" if internal != "solid components" else "hypoechoic",
+                       internal=(internal,), diagnosis="mass", seed=seed)
+            inside, ring = _inside_and_ring(f, 0.8)
+            fr.append(float((inside < 0.35 * ring).mean()))
+            med.append(float(np.median(inside)) - ring)
+        st[internal] = (float(np.mean(fr)), float(np.mean(med)))
     mixed, complex_, solid = st["mixed cystic and solid mass"], st["complex cystic solid"], st["solid components"]
     assert 0.08 < mixed[0] < 0.5, st  # round clear spaces in a solid body
-    assert mixed[1] > solid[1] + 10 and complex_[1] < min(mixed[1] - 25, -25), st  # complex: mostly fluid
+    assert mixed[1] > max(solid[1] + 30, 5), st  # the solid body is brighter than the tissue
+    assert complex_[1] < min(mixed[1] - 25, -12), st  # complex: mostly fluid
 
 
 @pytest.mark.parametrize("organ", ["liver", "thyroid"])

@@ -141,7 +141,9 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
         return float(ctr[0] + x), float(ctr[1] + y)
 
     if "mixed cystic and solid mass" in tags:
-        c.echo[inside > 0] = np.maximum(c.echo[inside > 0], 2.0 * ref)  # a solid body, +6 dB
+        # A solid body at +9.5 dB, the mixed mosaic's bright level (v4: +6 dB, about one speckle
+        # spread: the body merged with the tissue and the lesion read as a few dark pockets).
+        c.echo[inside > 0] = np.maximum(c.echo[inside > 0], 3.0 * ref)
         for _ in range(int(rng.integers(3, 6))):
             rr = rng.uniform(0.17, 0.26) * min(a, b)
             px, py = at(rng.uniform(-0.55, 0.55), rng.uniform(-0.5, 0.5))
@@ -161,7 +163,10 @@ def _internal(c: Canvas, spec: LesionSpec, mask: np.ndarray, solid: float, ref: 
             or "complex cystic solid" in tags:
         side = rng.uniform(0, 2 * np.pi)  # a solid nodule on the wall
         px, py = at(0.6 * np.cos(side), 0.6 * np.sin(side))
-        c.paint(c.mask_ellipse(px, py, 0.4 * min(a, b), 0.33 * min(a, b)) & inside, echo=max(solid, 1.3 * ref))
+        # +2.3 dB (the mixed mosaic's median would be its bright level: a wall nodule as bright as
+        # a mixed solid mass would make a complex collection read as one)
+        wall = 1.3 * ref if "complex cystic solid" in tags else max(solid, 1.3 * ref)
+        c.paint(c.mask_ellipse(px, py, 0.4 * min(a, b), 0.33 * min(a, b)) & inside, echo=wall)
     if "septations" in tags or "complex cystic solid" in tags:
         complex_ = "complex cystic solid" in tags
         thick = max(1.4, 2.5 * ipx) if complex_ else max(0.8, 1.6 * ipx)
@@ -257,11 +262,11 @@ def _flow(c: Canvas, spec: LesionSpec, ctr: tuple[float, float], a: float, b: fl
             vessel(walk, rng.uniform(0.4, 1.0), width * rng.uniform(0.8, 1.2))
 
 
-def _lesion_grain(c: Canvas, a: float, b: float) -> int:
-    """smooth_noise grain that puts about five noise cells across the lesion, whatever its
+def _lesion_grain(c: Canvas, a: float, b: float, cells: float = 5.0) -> int:
+    """smooth_noise grain that puts about ``cells`` noise cells across the lesion, whatever its
     size: patches scale with the lesion, so a small one is not one uniform blob."""
     canvas_mm = max(c.shape) * c.mm_per_px
-    return int(np.clip(5.0 * canvas_mm / (2.0 * max(a, b)), 6, 64))
+    return int(np.clip(cells * canvas_mm / (2.0 * max(a, b)), 6, 96))
 
 
 def _paint_ill_defined(c: Canvas, mask: np.ndarray, echo: np.ndarray, atten: float, soft_mm: float,
@@ -329,9 +334,12 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     ipx = input_pixel_mm(c.geom)
     grain = _lesion_grain(c, a, b)
     if spec.echogenicity == "mixed echogenicity":  # bright and dark patches, about half each
-        mix = smooth_noise(c.shape, rng, grain)
+        # Seven patches across (v4: five), clearly brighter (+9.5 dB) and darker (-12 dB) than the
+        # tissue: with five +7 dB / -10 dB patches the bright half merged with the tissue, so the
+        # outline (and with it Shape and Margins) was lost and a mixed mass read as dark spots.
+        mix = smooth_noise(c.shape, rng, _lesion_grain(c, a, b, cells=7.0))
         cut = float(np.median(mix[mask > 0])) if mask.any() else 0.0
-        solid = np.where(mix > cut, 2.2 * ref, 0.3 * ref).astype(np.float32)
+        solid = np.where(mix > cut, 3.0 * ref, 0.25 * ref).astype(np.float32)
     else:
         solid = np.full(c.shape, ECHO_FACTOR[spec.echogenicity] * level, np.float32)
     # 2.5 input pixels: a thinner rim is lost in the speckle and the lateral blur of a deep
