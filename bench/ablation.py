@@ -44,6 +44,16 @@ def variants(lambdas) -> dict[str, dict]:
     return out
 
 
+def select(table: dict[str, dict], spec: str) -> dict[str, dict]:
+    """The variants named in ``spec``, separated by ';' (the names contain commas), in the
+    table's order; an unknown name is an error, not a silently smaller ablation."""
+    keep = [v.strip() for v in spec.split(";") if v.strip()]
+    unknown = [v for v in keep if v not in table]
+    if unknown or not keep:
+        raise ValueError(f"--variants: unknown or no variant names {unknown}; known: {list(table)}")
+    return {k: v for k, v in table.items() if k in keep}
+
+
 def ci95(xs) -> tuple[float, float, float]:
     """Mean and the 95 % interval of a mean over seeds (t distribution)."""
     m = statistics.mean(xs)
@@ -120,11 +130,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = variants([float(x) for x in args.lambdas.split(",")])
     if args.variants:
-        keep = [v.strip() for v in args.variants.split(";")]
-        unknown = [v for v in keep if v not in table]
-        if unknown:
-            ap.error(f"unknown variant(s) {unknown}; known: {list(table)}")
-        table = {k: v for k, v in table.items() if k in keep}
+        try:
+            table = select(table, args.variants)
+        except ValueError as e:
+            ap.error(str(e))
     state = out / "ablation.json"
     results = json.loads(state.read_text())["results"] if state.is_file() else {}
     # Seeds outer, variants inner: an interrupted bench has every variant at the first seeds

@@ -1,4 +1,4 @@
-"""bench/ceiling.py's scoring: a multi-label dimension is classified over exact tag sets."""
+"""bench/ceiling.py: exact tag-set scoring and the --lesion-crop box; bench/ablation.py: --variants."""
 from __future__ import annotations
 
 import importlib.util
@@ -47,3 +47,37 @@ def test_multi_label_dimension_becomes_tag_sets_and_scores_exact_sets() -> None:
     assert r["accuracy"] == 0.25 and r["majority_value"] == "calcifications + solid components"
     assert r["majority_baseline"] == 0.5 and r["formulation"].startswith("softmax over the 3 tag sets")
     assert r["with_doppler"] == {"accuracy": 0.0, "n": 1} and r["without_doppler"]["n"] == 3
+
+
+@pytest.mark.parametrize("organ,f0,depth", [("liver", 3.5, 140.0), ("thyroid", 10.0, 38.0)])
+def test_lesion_crop_box_is_centred_on_the_rendered_lesion(organ: str, f0: float, depth: float) -> None:
+    """--lesion-crop's box (screen px from the stored truth) against the test helpers' own
+    mm -> px mapping, on a convex and a linear frame: same centre, side 1.2 x the lesion."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synth_helpers import make_case, to_px
+    from usclip_data.synth import render_view
+
+    c = _ceiling()
+    f = render_view(make_case(organ, f0=f0, depth=depth, extent=0.4), 0, 5, size=(256, 256))
+    les = f.params["lesion"]
+    cx, cy, half = c._lesion_box_px(f.params)
+    u, v = to_px(f.params, *les["center_mm"])
+    assert abs(cx - u) < 2.0 and abs(cy - v) < 2.0, (cx, cy, u, v)
+    diameter_px = 2 * max(les["axes_mm"]) / f.params["mm_per_px"]
+    assert 0.5 * diameter_px < half < 0.8 * diameter_px, (half, diameter_px)
+    normal = dict(f.params, lesion=None)  # no lesion: the region's centre
+    x0, y0, x1, y1 = normal["region_box"]
+    assert c._lesion_box_px(normal)[:2] == ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def test_ablation_variant_subset_splits_on_semicolons() -> None:
+    spec = importlib.util.spec_from_file_location("bench_ablation", ROOT / "bench" / "ablation.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    table = ab.variants([1.0, 3.0])
+    got = ab.select(table, "full, lambda=3; CLIP (InfoNCE)")
+    assert list(got) == ["CLIP (InfoNCE)", "full, lambda=3"]  # the table's order, commas kept
+    with pytest.raises(ValueError, match="unknown"):
+        ab.select(table, "CLIP (InfoNCE),+ soft labels")  # a comma list is one unknown name
