@@ -92,20 +92,26 @@ def _cbr(i: int, o: int, s: int) -> list[nn.Module]:
 
 class MultiHeadCNN(nn.Module):
     """Seven 3x3 conv layers (five stride-2; at 224 px one more stride-2 stem layer so both sizes
-    cost about the same), avg+max pooled, one linear head per dimension. Max pooling keeps
-    small bright structures (calcified foci, septa) that averaging dilutes."""
+    cost about the same), avg+max pooled (``pool="avg"``: average only, as the conv CLIP tower
+    pools), one linear head per dimension. Max pooling keeps small bright structures
+    (calcified foci, septa) that averaging dilutes."""
 
-    def __init__(self, heads: dict[str, int], size: int):
+    def __init__(self, heads: dict[str, int], size: int, pool: str = "avgmax"):
         super().__init__()
+        if pool not in ("avgmax", "avg"):
+            raise ValueError(f"pool: expected 'avgmax' or 'avg', found {pool!r}")
+        self.pool = pool
         stem = _cbr(3, 24, 2) + (_cbr(24, 24, 2) if size > 160 else [])
         self.body = nn.Sequential(*stem, *_cbr(24, 48, 2), *_cbr(48, 48, 1), *_cbr(48, 96, 2),
                                   *_cbr(96, 96, 1), *_cbr(96, 160, 2), *_cbr(160, 192, 2))
         self.drop = nn.Dropout(0.2)
-        self.heads = nn.ModuleDict({f: nn.Linear(384, k) for f, k in heads.items()})
+        width = 384 if pool == "avgmax" else 192
+        self.heads = nn.ModuleDict({f: nn.Linear(width, k) for f, k in heads.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.body(x)
-        z = self.drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))
+        z = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1) if self.pool == "avgmax" else h.mean((2, 3))
+        z = self.drop(z)
         return {f: head(z) for f, head in self.heads.items()}
 
 
@@ -176,9 +182,10 @@ def _loss(out: dict[str, torch.Tensor], t: Targets, idx: torch.Tensor) -> torch.
     return total
 
 
-def train(x: torch.Tensor, t: Targets, classes: dict, epochs: int, batch: int, seed: int) -> MultiHeadCNN:
+def train(x: torch.Tensor, t: Targets, classes: dict, epochs: int, batch: int, seed: int,
+          pool: str = "avgmax") -> MultiHeadCNN:
     torch.manual_seed(seed)
-    model = MultiHeadCNN({f: len(classes[f]) for f in tx.FIELDS}, x.shape[-1])
+    model = MultiHeadCNN({f: len(classes[f]) for f in tx.FIELDS}, x.shape[-1], pool)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
     steps = epochs * ((len(x) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.15)
@@ -258,6 +265,8 @@ def main() -> int:
     ap.add_argument("--label", default="", help="free text stored in the JSON (e.g. renderer commit)")
     ap.add_argument("--lesion-crop", action="store_true",
                     help="diagnostic: crop round the lesion from the stored truth instead of the model input")
+    ap.add_argument("--pool", default="avgmax", choices=("avgmax", "avg"),
+                    help="global pooling of the CNN (avg: what the conv CLIP tower uses)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -271,13 +280,14 @@ def main() -> int:
     out = {"goal": GOAL, "label": a.label, "data": str(root), "seed": meta.get("seed"), "n_cases": meta.get("n_cases"),
            "n_train_images": len(train_names), "n_test_images": len(test_names), "epochs": a.epochs,
            "batch": a.batch, "torch_threads": a.threads, "cpu_count": os.cpu_count(),
-           "input": "lesion crop (diagnostic)" if a.lesion_crop else "model input crop", "sizes": {}}
+           "input": "lesion crop (diagnostic)" if a.lesion_crop else "model input crop", "pool": a.pool,
+           "sizes": {}}
     inputs = build_lesion_crops if a.lesion_crop else build_inputs
     for size in [int(s) for s in a.sizes.split(",")]:
         s0 = time.perf_counter()
         xtr, xte = inputs(train_names, root, size), inputs(test_names, root, size)
         s1 = time.perf_counter()
-        model = train(xtr, tr, classes, a.epochs, a.batch, a.seed)
+        model = train(xtr, tr, classes, a.epochs, a.batch, a.seed, a.pool)
         s2 = time.perf_counter()
         res = score(predict(model, xte), te, tr, classes, [n in doppler for n in test_names])
         out["sizes"][str(size)] = {"input_seconds": round(s1 - s0, 1), "train_seconds": round(s2 - s1, 1),

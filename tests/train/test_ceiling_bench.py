@@ -81,3 +81,13 @@ def test_ablation_variant_subset_splits_on_semicolons() -> None:
     assert list(got) == ["CLIP (InfoNCE)", "full, lambda=3"]  # the table's order, commas kept
     with pytest.raises(ValueError, match="unknown"):
         ab.select(table, "CLIP (InfoNCE),+ soft labels")  # a comma list is one unknown name
+
+
+def test_ceiling_cnn_pooling_choice() -> None:
+    c = _ceiling()
+    x = torch.randn(2, 3, 64, 64)
+    for pool, width in (("avgmax", 384), ("avg", 192)):
+        m = c.MultiHeadCNN({"Shape": 7}, 64, pool)
+        assert m.heads["Shape"].in_features == width and m(x)["Shape"].shape == (2, 7)
+    with pytest.raises(ValueError, match="pool"):
+        c.MultiHeadCNN({"Shape": 7}, 64, "gem")
