@@ -133,13 +133,12 @@ def _lesion_box_px(params: dict) -> tuple[float, float, float]:
     les = params.get("lesion")
     if not les:
         return (x0 + x1) / 2, (y0 + y1) / 2, 0.3 * min(x1 - x0, y1 - y0)
+    from usclip_data.synth.geometry import ScanGeometry
+
     g, mm = params["geometry"], params["mm_per_px"]
-    if g["probe"] == "linear":
-        xmin, ymin = -g["width_mm"] / 2, 0.0
-    else:  # the scan-converted fan's bounding box starts at its widest point and the apex arc
-        r1 = g["radius_mm"] + g["depth_mm"]
-        h = np.radians(g["half_angle_deg"])
-        xmin, ymin = -r1 * np.sin(h), g["radius_mm"] * np.cos(h) - g["radius_mm"]
+    # The region box's first pixel is the field's bounding-box corner (as scan conversion maps it).
+    xmin, _, ymin, _ = ScanGeometry(g["probe"], g["depth_mm"], g["width_mm"], g["radius_mm"],
+                                    float(np.radians(g["half_angle_deg"]))).bbox()
     bx0, bx1, by0, by1 = les["bbox_mm"]
     cx = x0 + ((bx0 + bx1) / 2 - xmin) / mm - 0.5
     cy = y0 + ((by0 + by1) / 2 - ymin) / mm - 0.5
@@ -152,10 +151,9 @@ def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
     separates "the pixels do not show it" from "a small CNN cannot find it in the frame"."""
     import cv2
 
-    from usclip_sdk.pixels import PreprocessSpec
+    from usclip_sdk.pixels import PreprocessSpec, model_input
 
     spec = PreprocessSpec(image_size=(size, size))
-    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
     params = {}
     with open(root / "cases.jsonl", encoding="utf-8") as fh:
         for line in fh:
@@ -169,7 +167,7 @@ def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
         m = np.float32([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
                         [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])
         crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
-        x[i] = torch.from_numpy(((crop.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1))
+        x[i] = torch.from_numpy(np.asarray(model_input(crop, None, None, spec, dtype="float32"))[0])  # normalised
     return x
 
 

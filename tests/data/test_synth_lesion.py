@@ -101,4 +101,3 @@ def test_same_lesion_in_every_view_but_pose_varies() -> None:
     r2 = draw_lesion(c, replace(BASE_LESION, size_mm=(24.0, 24.0)), 7.5, np.random.default_rng(9))
     assert r1.axes_mm != r2.axes_mm  # another cut through the same lesion
     assert abs(r1.axes_mm[0] - r2.axes_mm[0]) < 0.2 * r1.axes_mm[0]
-
