@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from usclip_data.synth.lesion_box import MARGIN, lesion_square
 from usclip_data.us365k import read_full_data
 from usclip_sdk import taxonomy as tx
 
@@ -90,29 +91,95 @@ def _cbr(i: int, o: int, s: int) -> list[nn.Module]:
     return [nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
 
+POOLS = ("avgmax", "avg", "attn", "zoom")
+
+
 class MultiHeadCNN(nn.Module):
     """Seven 3x3 conv layers (five stride-2; at 224 px one more stride-2 stem layer so both sizes
     cost about the same), avg+max pooled (``pool="avg"``: average only, as the conv CLIP tower
     pools), one linear head per dimension. Max pooling keeps small bright structures
-    (calcified foci, septa) that averaging dilutes."""
+    (calcified foci, septa) that averaging dilutes. ``pool="attn"``: average pooled beside an
+    attention pool whose per-cell logits (a 1x1 conv) are also returned as ``"_where"``, so a
+    loss can teach them where the lesion is (the synthetic truth knows)."""
 
     def __init__(self, heads: dict[str, int], size: int, pool: str = "avgmax"):
         super().__init__()
-        if pool not in ("avgmax", "avg"):
-            raise ValueError(f"pool: expected 'avgmax' or 'avg', found {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool: expected one of {POOLS}, found {pool!r}")
         self.pool = pool
         stem = _cbr(3, 24, 2) + (_cbr(24, 24, 2) if size > 160 else [])
         self.body = nn.Sequential(*stem, *_cbr(24, 48, 2), *_cbr(48, 48, 1), *_cbr(48, 96, 2),
                                   *_cbr(96, 96, 1), *_cbr(96, 160, 2), *_cbr(160, 192, 2))
+        self.where = nn.Conv2d(192, 1, 1) if pool == "attn" else None
         self.drop = nn.Dropout(0.2)
-        width = 384 if pool == "avgmax" else 192
+        width = 192 if pool == "avg" else 384
         self.heads = nn.ModuleDict({f: nn.Linear(width, k) for f, k in heads.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.body(x)
-        z = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1) if self.pool == "avgmax" else h.mean((2, 3))
+        extra = {}
+        if self.pool == "attn":
+            logits = self.where(h).flatten(1)  # N x cells
+            w = logits.softmax(1).unsqueeze(1)  # N x 1 x cells
+            z = torch.cat([h.mean((2, 3)), (h.flatten(2) * w).sum(2)], 1)
+            extra["_where"] = logits
+        elif self.pool == "avgmax":
+            z = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)
+        else:
+            z = h.mean((2, 3))
         z = self.drop(z)
-        return {f: head(z) for f, head in self.heads.items()}
+        return {**{f: head(z) for f, head in self.heads.items()}, **extra}
+
+
+class ZoomCNN(nn.Module):
+    """``pool="zoom"``: the whole-frame CNN (avg+max pooled) also regresses a square round the
+    lesion (centre x, y and half side, as fractions of the input); a second, smaller CNN sees
+    that square resampled to ``crop`` px from the same input (``grid_sample``: one graph,
+    exportable), and the heads read both. In training the square is the stored truth with a
+    probability that falls from 1 to 0 (the crop branch first learns what lesions look like,
+    then to live with its own boxes); at test it is always the predicted one."""
+
+    def __init__(self, heads: dict[str, int], size: int, crop: int = 64):
+        super().__init__()
+        self.frame = MultiHeadCNN({}, size, "avgmax")
+        self.box = nn.Linear(384, 3)
+        self.crop = crop
+        self.lesion = nn.Sequential(*_cbr(3, 32, 2), *_cbr(32, 48, 1), *_cbr(48, 96, 2), *_cbr(96, 96, 1),
+                                    *_cbr(96, 160, 2), *_cbr(160, 192, 2))
+        self.drop = nn.Dropout(0.2)
+        self.heads = nn.ModuleDict({f: nn.Linear(768, k) for f, k in heads.items()})
+
+    def forward(self, x: torch.Tensor, truth: torch.Tensor | None = None,
+                pick: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``truth`` (N x 3) replaces the predicted square where ``pick`` (N, bool) is set."""
+        h = self.frame.body(x)
+        zg = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)
+        b = self.box(zg)
+        pred = torch.cat([b[:, :2].sigmoid(), 0.05 + 0.5 * b[:, 2:].sigmoid()], 1)  # cx, cy, half
+        use = pred.detach() if truth is None else torch.where(pick[:, None], truth, pred.detach())
+        theta = torch.zeros((len(x), 2, 3), dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = 2 * use[:, 2]
+        theta[:, 0, 2], theta[:, 1, 2] = 2 * use[:, 0] - 1, 2 * use[:, 1] - 1
+        grid = F.affine_grid(theta, [len(x), 3, self.crop, self.crop], align_corners=False)
+        c = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        hl = self.lesion(c)
+        z = self.drop(torch.cat([zg, hl.mean((2, 3)), hl.amax((2, 3))], 1))
+        return {**{f: head(z) for f, head in self.heads.items()}, "_box": pred}
+
+
+def lesion_boxes(names: list[str], root: Path) -> torch.Tensor:
+    """N x 4: (has lesion, centre x, centre y, half side) of the square ``--lesion-crop`` cuts,
+    as fractions of the model input (the region box stretched; one half side, the mean of the
+    two axes'), from the same truth the zoom tower trains on (usclip_data.synth.lesion_box)."""
+    params = _params(root)
+    out = torch.zeros((len(names), 4))
+    for i, n in enumerate(names):
+        sq = lesion_square(params[n])
+        if sq is None:
+            continue
+        fx, fy, hx, hy = sq._replace(half=max(sq.half, 8.0)).in_region()
+        out[i] = torch.tensor([1.0, fx, fy, (hx + hy) / 2])
+    return out
 
 
 def build_inputs(names: list[str], root: Path, size: int) -> torch.Tensor:
@@ -129,20 +196,46 @@ def build_inputs(names: list[str], root: Path, size: int) -> torch.Tensor:
 def _lesion_box_px(params: dict) -> tuple[float, float, float]:
     """Centre (x, y) and half side, in screen pixels, of a square round the rendered lesion's
     bounding box with a 20 % margin (the frame's centre when it has no lesion)."""
-    x0, y0, x1, y1 = params["region_box"]
-    les = params.get("lesion")
-    if not les:
+    sq = lesion_square(params)
+    if sq is None:
+        x0, y0, x1, y1 = params["region_box"]
         return (x0 + x1) / 2, (y0 + y1) / 2, 0.3 * min(x1 - x0, y1 - y0)
-    from usclip_data.synth.geometry import ScanGeometry
+    return sq.cx, sq.cy, sq.half
 
-    g, mm = params["geometry"], params["mm_per_px"]
-    # The region box's first pixel is the field's bounding-box corner (as scan conversion maps it).
-    xmin, _, ymin, _ = ScanGeometry(g["probe"], g["depth_mm"], g["width_mm"], g["radius_mm"],
-                                    float(np.radians(g["half_angle_deg"]))).bbox()
-    bx0, bx1, by0, by1 = les["bbox_mm"]
-    cx = x0 + ((bx0 + bx1) / 2 - xmin) / mm - 0.5
-    cy = y0 + ((by0 + by1) / 2 - ymin) / mm - 0.5
-    return cx, cy, 0.6 * max(bx1 - bx0, by1 - by0) / mm
+
+def lesion_cells(names: list[str], root: Path, size: int, grid: int) -> torch.Tensor:
+    """Where the lesion is in the model input, per cell of a ``grid`` x ``grid`` feature map:
+    the fraction of each cell its tight bounding box covers, normalised to sum 1 (all zeros
+    for a frame without a lesion). The input is the region box stretched to ``size``
+    (PreprocessSpec's "stretch"), so the map is the screen box moved and scaled."""
+    params = _params(root)
+    out = torch.zeros((len(names), grid * grid))
+    edges = np.linspace(0, size, grid + 1)
+    for i, n in enumerate(names):
+        p = params[n]
+        if not p.get("lesion"):
+            continue
+        cx, cy, half = _lesion_box_px(p)
+        half /= MARGIN  # the tight box (the crop adds 20 %)
+        x0, y0, x1, y1 = p["region_box"]
+        sx, sy = size / (x1 - x0), size / (y1 - y0)
+        u0, u1 = (cx - half - x0) * sx, (cx + half - x0) * sx
+        v0, v1 = (cy - half - y0) * sy, (cy + half - y0) * sy
+        ox = np.clip(np.minimum(edges[1:], u1) - np.maximum(edges[:-1], u0), 0, None)
+        oy = np.clip(np.minimum(edges[1:], v1) - np.maximum(edges[:-1], v0), 0, None)
+        cover = np.outer(oy, ox).ravel()
+        if cover.sum() > 0:
+            out[i] = torch.from_numpy(cover / cover.sum()).float()
+    return out
+
+
+def _params(root: Path) -> dict[str, dict]:
+    params = {}
+    with open(root / "cases.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            params[rec["media_name"]] = rec["params"]
+    return params
 
 
 def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
@@ -154,11 +247,7 @@ def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
     from usclip_sdk.pixels import PreprocessSpec, model_input
 
     spec = PreprocessSpec(image_size=(size, size))
-    params = {}
-    with open(root / "cases.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            params[rec["media_name"]] = rec["params"]
+    params = _params(root)
     x = torch.empty((len(names), 3, size, size), dtype=torch.float16)
     for i, n in enumerate(names):
         img = cv2.cvtColor(cv2.imread(str(root / "images" / n), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -171,19 +260,31 @@ def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:
     return x
 
 
-def _loss(out: dict[str, torch.Tensor], t: Targets, idx: torch.Tensor) -> torch.Tensor:
+def _loss(out: dict[str, torch.Tensor], t: Targets, idx: torch.Tensor,
+          where: torch.Tensor | None = None, where_weight: float = 1.0) -> torch.Tensor:
     total = out[tx.FIELDS[0]].new_zeros(())
     for f, y in t.single.items():
         yb = y[idx]
         if (yb >= 0).any():
             total = total + F.cross_entropy(out[f], yb, ignore_index=-1)
+    if where is not None and "_box" in out:
+        q = where[idx]
+        has = q[:, 0] > 0
+        if has.any():
+            total = total + where_weight * 10 * F.smooth_l1_loss(out["_box"][has], q[has, 1:], beta=0.05)
+    elif where is not None and "_where" in out:
+        q = where[idx]
+        has = q.sum(1) > 0
+        if has.any():  # cross-entropy of the attention against where the lesion is
+            total = total - where_weight * (q[has] * out["_where"][has].log_softmax(1)).sum(1).mean()
     return total
 
 
 def train(x: torch.Tensor, t: Targets, classes: dict, epochs: int, batch: int, seed: int,
-          pool: str = "avgmax") -> MultiHeadCNN:
+          pool: str = "avgmax", where: torch.Tensor | None = None) -> MultiHeadCNN:
     torch.manual_seed(seed)
-    model = MultiHeadCNN({f: len(classes[f]) for f in tx.FIELDS}, x.shape[-1], pool)
+    heads = {f: len(classes[f]) for f in tx.FIELDS}
+    model = ZoomCNN(heads, x.shape[-1]) if pool == "zoom" else MultiHeadCNN(heads, x.shape[-1], pool)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
     steps = epochs * ((len(x) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.15)
@@ -197,7 +298,23 @@ def train(x: torch.Tensor, t: Targets, classes: dict, epochs: int, batch: int, s
             xb = x[idx].float()
             flip = torch.rand(len(idx), generator=g) < 0.5  # no label depends on left/right
             xb[flip] = xb[flip].flip(-1)
-            loss = _loss(model(xb), t, idx)
+            wb = where
+            if where is not None and flip.any():  # the truth flips with the frame
+                wb = where.clone()
+                sel = idx[flip]
+                if pool == "zoom":
+                    wb[sel, 1] = 1 - where[sel, 1]
+                else:
+                    g_ = int(round(where.shape[1] ** 0.5))
+                    wb[sel] = where[sel].view(-1, g_, g_).flip(-1).reshape(len(sel), -1)
+            if pool == "zoom":
+                teach = 1 - (ep * len(x) + k) / (epochs * len(x))  # truth's share falls 1 -> 0
+                q = wb[idx]
+                pick = (torch.rand(len(idx), generator=g) < teach) & (q[:, 0] > 0)
+                out = model(xb, q[:, 1:], pick)
+            else:
+                out = model(xb)
+            loss = _loss(out, t, idx, wb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -208,10 +325,25 @@ def train(x: torch.Tensor, t: Targets, classes: dict, epochs: int, batch: int, s
 
 
 @torch.no_grad()
-def predict(model: MultiHeadCNN, x: torch.Tensor, batch: int = 128) -> dict[str, torch.Tensor]:
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 128) -> dict[str, torch.Tensor]:
     model.eval()
     outs = [model(x[k:k + batch].float()) for k in range(0, len(x), batch)]
-    return {f: torch.cat([o[f] for o in outs]) for f in tx.FIELDS}
+    return {f: torch.cat([o[f] for o in outs]) for f in outs[0]}
+
+
+def box_quality(pred: torch.Tensor, truth: torch.Tensor) -> dict:
+    """How well ``--pool zoom`` finds the lesion on the test frames that have one: IoU of the
+    predicted square with the true one, and the centre error in half sides of the truth."""
+    has = truth[:, 0] > 0
+    p, t = pred[has], truth[has, 1:]
+    lo = torch.maximum(p[:, :2] - p[:, 2:], t[:, :2] - t[:, 2:])
+    hi = torch.minimum(p[:, :2] + p[:, 2:], t[:, :2] + t[:, 2:])
+    inter = (hi - lo).clamp(min=0).prod(1)
+    iou = inter / ((2 * p[:, 2]) ** 2 + (2 * t[:, 2]) ** 2 - inter)
+    err = (p[:, :2] - t[:, :2]).norm(dim=1) / t[:, 2]
+    return {"n": int(has.sum()), "iou_mean": round(float(iou.mean()), 3),
+            "iou_at_least_0.5": round(float((iou >= 0.5).float().mean()), 3),
+            "centre_error_median_half_sides": round(float(err.median()), 3)}
 
 
 def score(pred: dict[str, torch.Tensor], t: Targets, tr: Targets, classes: dict,
@@ -263,8 +395,9 @@ def main() -> int:
     ap.add_argument("--label", default="", help="free text stored in the JSON (e.g. renderer commit)")
     ap.add_argument("--lesion-crop", action="store_true",
                     help="diagnostic: crop round the lesion from the stored truth instead of the model input")
-    ap.add_argument("--pool", default="avgmax", choices=("avgmax", "avg"),
-                    help="global pooling of the CNN (avg: what the conv CLIP tower uses)")
+    ap.add_argument("--pool", default="avgmax", choices=POOLS,
+                    help="global pooling of the CNN (avg: what the conv CLIP tower uses; attn: an "
+                         "attention pool taught where the lesion is from the stored truth)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -285,11 +418,20 @@ def main() -> int:
         s0 = time.perf_counter()
         xtr, xte = inputs(train_names, root, size), inputs(test_names, root, size)
         s1 = time.perf_counter()
-        model = train(xtr, tr, classes, a.epochs, a.batch, a.seed, a.pool)
+        grid = size
+        for _ in range(5 + (size > 160)):  # the stride-2 layers (3x3, padding 1)
+            grid = (grid + 1) // 2
+        where = (lesion_cells(train_names, root, size, grid) if a.pool == "attn" else
+                 lesion_boxes(train_names, root) if a.pool == "zoom" else None)
+        model = train(xtr, tr, classes, a.epochs, a.batch, a.seed, a.pool, where)
         s2 = time.perf_counter()
-        res = score(predict(model, xte), te, tr, classes, [n in doppler for n in test_names])
+        pred = predict(model, xte)
+        res = score(pred, te, tr, classes, [n in doppler for n in test_names])
         out["sizes"][str(size)] = {"input_seconds": round(s1 - s0, 1), "train_seconds": round(s2 - s1, 1),
                                    "dimensions": res}
+        if "_box" in pred:
+            out["sizes"][str(size)]["lesion_box"] = q = box_quality(pred["_box"], lesion_boxes(test_names, root))
+            print("  lesion square on test frames:", q)
         print(f"\nsize {size}: {'dimension':26s} {'ceiling':>8s} {'majority':>9s} {'recall':>7s} {'n':>5s}")
         for f, r in res.items():
             print(f"  {f:34s} {r['accuracy']:8.3f} {r['majority_baseline']:9.3f} "

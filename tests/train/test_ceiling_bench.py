@@ -86,8 +86,44 @@ def test_ablation_variant_subset_splits_on_semicolons() -> None:
 def test_ceiling_cnn_pooling_choice() -> None:
     c = _ceiling()
     x = torch.randn(2, 3, 64, 64)
-    for pool, width in (("avgmax", 384), ("avg", 192)):
+    for pool, width in (("avgmax", 384), ("avg", 192), ("attn", 384)):
         m = c.MultiHeadCNN({"Shape": 7}, 64, pool)
         assert m.heads["Shape"].in_features == width and m(x)["Shape"].shape == (2, 7)
+    assert m(x)["_where"].shape == (2, 4)  # attn: per-cell logits of the 2 x 2 map at 64 px
+    z = c.ZoomCNN({"Shape": 7}, 64)
+    out = z(x)
+    assert out["Shape"].shape == (2, 7) and out["_box"].shape == (2, 3)
+    assert bool(((out["_box"] > 0) & (out["_box"] < 1)).all())
     with pytest.raises(ValueError, match="pool"):
         c.MultiHeadCNN({"Shape": 7}, 64, "gem")
+
+
+def test_ceiling_lesion_targets_and_box_quality() -> None:
+    """--pool attn's per-cell target and --pool zoom's square come from the stored truth; a
+    perfect prediction scores IoU 1, a shifted one less."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import json
+
+    from synth_helpers import make_case
+    from usclip_data.synth import render_view
+
+    c = _ceiling()
+    f = render_view(make_case("thyroid", f0=10.0, depth=38.0, extent=0.4), 0, 5, size=(256, 256))
+    root = ROOT / "tests"  # not written to: _params is patched below
+    params = {"a.png": f.params, "b.png": dict(f.params, lesion=None)}
+    c._params = lambda _root: params
+    cells = c.lesion_cells(["a.png", "b.png"], root, 128, 4)
+    assert cells[0].sum() == pytest.approx(1.0) and float(cells[1].sum()) == 0.0
+    boxes = c.lesion_boxes(["a.png", "b.png"], root)
+    assert boxes[0, 0] == 1.0 and boxes[1].abs().sum() == 0.0
+    cx, cy = float(boxes[0, 1]), float(boxes[0, 2])
+    grid = cells[0].view(4, 4)  # the cell holding the square's centre carries the most weight
+    assert grid.argmax() == int(cy * 4) * 4 + int(cx * 4), (grid, cx, cy)
+    perfect = c.box_quality(boxes[:, 1:], boxes)
+    assert perfect["n"] == 1 and perfect["iou_mean"] == 1.0
+    shifted = boxes[:, 1:].clone()
+    shifted[:, 0] += boxes[0, 3]  # one half side to the right: IoU 1/3
+    assert c.box_quality(shifted, boxes)["iou_mean"] == pytest.approx(1 / 3, abs=0.01)
+    json.dumps(perfect)  # stored in the result JSON

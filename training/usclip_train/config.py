@@ -41,6 +41,9 @@ class RunConfig:
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
     similarity: str = "default"         # S^(k): default | cooccurrence | jaccard | prior | identity | a file
     prompt_loss: float = 0.0            # our prompt-alignment term's weight (loss.PromptAlignmentLoss; 0: paper)
+    zoom_box_loss: float = 10.0         # image_head "zoom": weight of the lesion-square loss (zoom.box_loss)
+    zoom_teacher: float = 0.5           # zoom: the crop branch sees the true square with a probability
+                                        # falling 1 -> 0 over this fraction of the run, then its own
     # --- optimisation
     epochs: int = 10
     max_steps: int | None = None        # stop after this many optimizer steps (overrides epochs)
@@ -81,6 +84,9 @@ class RunConfig:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
         if self.prompt_loss < 0:
             raise ValueError(f"prompt_loss: expected >= 0, found {self.prompt_loss}")
+        if self.zoom_box_loss < 0 or not 0 <= self.zoom_teacher <= 1:
+            raise ValueError(f"zoom_box_loss/zoom_teacher: expected >= 0 and in [0, 1], found "
+                             f"{self.zoom_box_loss}/{self.zoom_teacher}")
         if self.lr <= 0 or self.sm_lambda < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr/sm_lambda/min_lr_ratio: expected lr > 0, sm_lambda >= 0, "
                              f"min_lr_ratio in [0, 1], found {self.lr}/{self.sm_lambda}/{self.min_lr_ratio}")

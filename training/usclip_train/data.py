@@ -97,22 +97,25 @@ class FrameTransform:
 
 @dataclass
 class Batch:
-    """A collated batch: images N x 3 x h x w, tokens N x L, labels N x 93, dataset indices N."""
+    """A collated batch: images N x 3 x h x w, tokens N x L, labels N x 93, dataset indices N,
+    lesion squares N x 4 (``UltrasoundDataset.lesion_box``: flag, centre x, centre y, half side)."""
 
     images: torch.Tensor
     tokens: torch.Tensor
     labels: torch.Tensor
     index: torch.Tensor
+    boxes: torch.Tensor | None = None
 
     def to(self, device) -> "Batch":
         return Batch(self.images.to(device, non_blocking=True), self.tokens.to(device, non_blocking=True),
-                     self.labels.to(device, non_blocking=True), self.index)
+                     self.labels.to(device, non_blocking=True), self.index,
+                     None if self.boxes is None else self.boxes.to(device, non_blocking=True))
 
 
 def collate(items: Sequence[tuple]) -> Batch:
-    images, tokens, labels, index = zip(*items)
+    images, tokens, labels, index, *rest = zip(*items)
     return Batch(torch.stack(images), torch.stack(tokens), torch.stack(labels),
-                 torch.tensor(index, dtype=torch.long))
+                 torch.tensor(index, dtype=torch.long), torch.stack(rest[0]) if rest else None)
 
 
 class UltrasoundDataset(Dataset):
@@ -129,12 +132,17 @@ class UltrasoundDataset(Dataset):
         phrasing zero-shot classification uses. 0 keeps the report captions only.
     cache: keep each frame's region crop (uint8, outside of the mask filled) in memory
     (True: a private dict; a dict: shared, keyed by image path).
+    lesion_squares: image path -> ``usclip_data.synth.lesion_box.LesionSquare`` (synthetic
+    frames' stored truth; ``from_root`` reads it from cases.jsonl when the folder has one).
+    Items are (image, tokens, labels, index, lesion box): the box is where the square lies in
+    this item's model input, after augmentation (``lesion_box``); all zeros without one.
     """
 
     def __init__(self, samples, preprocess, tokenizer, mask_dir: str | os.PathLike | None = None,
                  augment: bool = False, seed: int = 0, cache: bool | dict = True,
-                 template_captions: float = 0.0):
+                 template_captions: float = 0.0, lesion_squares: dict | None = None):
         self.samples = list(samples)
+        self.lesion_squares = dict(lesion_squares or {})
         if not self.samples:
             raise ValueError("samples: expected at least one sample, found none")
         shared = cache if isinstance(cache, dict) else ({} if cache else None)
@@ -159,9 +167,15 @@ class UltrasoundDataset(Dataset):
         counted in ``bad_samples`` (usclip_data.faults); "error" raises naming file and line."""
         from usclip_data.us365k import US365K
 
+        from usclip_data.synth.lesion_box import read_lesion_squares
+
         reader = US365K(root, split, on_bad_sample=on_bad_sample, check_decode=on_bad_sample == "skip")
         samples = list(reader)[:max_samples]
         masks = Path(root) / "masks"
+        if "lesion_squares" not in kw:
+            by_name = read_lesion_squares(root)
+            kw["lesion_squares"] = {s.image_path: by_name[Path(s.image_path).name] for s in samples
+                                    if Path(s.image_path).name in by_name}
         ds = cls(samples, preprocess, tokenizer, mask_dir=masks if masks.is_dir() else None, **kw)
         ds.bad_samples = reader.bad_samples
         return ds
@@ -176,7 +190,9 @@ class UltrasoundDataset(Dataset):
         """Frame i cut to its imaging region, outside of the mask filled (uint8)."""
         return self.frames.region_crop(self.samples[i].image_path)
 
-    def _augment(self, img: np.ndarray, i: int) -> torch.Tensor:
+    def _augment(self, img: np.ndarray, i: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """The jittered model input of region crop ``img`` and the window (x0, y0, x1, y1) of
+        the crop it shows."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         h, w = img.shape[:2]
         area = rng.uniform(0.8, 1.0) * h * w
@@ -185,12 +201,26 @@ class UltrasoundDataset(Dataset):
         cw = max(1, int(min(w, round(np.sqrt(area * ratio)))))
         y0 = int(rng.integers(0, h - ch + 1))
         x0 = int(rng.integers(0, w - cw + 1))
-        x = self.frames.tensor(img, (x0, y0, x0 + cw, y0 + ch))
+        window = (x0, y0, x0 + cw, y0 + ch)
+        x = self.frames.tensor(img, window)
         gain, gamma = rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)
         m, s = self._mean, self._std
         v = (x * s + m).clamp(0, 1)  # back to 0..1 intensities, jittered, normalised again
-        return ((v ** gamma * gain).clamp(0, 1) - m) / s
+        return ((v ** gamma * gain).clamp(0, 1) - m) / s, window
 
+    def lesion_box(self, i: int, crop_hw: tuple[int, int], window: tuple[int, int, int, int]) -> torch.Tensor:
+        """(1, centre x, centre y, half side) of sample i's lesion square as fractions of a model
+        input that stretches ``window`` of its region crop (of shape ``crop_hw``); zeros when
+        the sample has no stored square. One half side for both axes (the mean of the two)."""
+        sq = self.lesion_squares.get(self.samples[i].image_path)
+        if sq is None:
+            return torch.zeros(4)
+        fx, fy, hx, hy = sq.in_region()
+        h, w = crop_hw
+        x0, y0, x1, y1 = window
+        cw, ch = x1 - x0, y1 - y0
+        return torch.tensor([1.0, (fx * w - x0) / cw, (fy * h - y0) / ch,
+                             (hx * w / cw + hy * h / ch) / 2], dtype=torch.float32)
     @staticmethod
     def _prompt_tokens(tokenizer) -> dict:
         """Tokens of every template prompt of every taxonomy value, tokenised once."""
@@ -219,5 +249,9 @@ class UltrasoundDataset(Dataset):
 
     def __getitem__(self, i: int):
         crop = self.region_crop(i)
-        image = self._augment(crop, i) if self.augment else self.frames.tensor(crop)
-        return image, self._text(i), self.labels[i], i
+        h, w = crop.shape[:2]
+        if self.augment:
+            image, window = self._augment(crop, i)
+        else:
+            image, window = self.frames.tensor(crop), (0, 0, w, h)
+        return image, self._text(i), self.labels[i], i, self.lesion_box(i, (h, w), window)

@@ -45,7 +45,11 @@ __all__ = [
 ]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
-_TOP_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "preprocess_cfg", "quick_gelu", "text_head"}
+_TOP_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "preprocess_cfg", "quick_gelu", "text_head",
+             "image_head", "zoom_cfg"}
+IMAGE_HEADS = ("none", "zoom")
+# image_head (ours): "none", or "zoom" - usclip_train.zoom.ZoomVisual round a timm tower (finds
+# the lesion, looks at it closely); zoom_cfg its options (crop, min_half).
 # text_head (ours, not open_clip's): "none", or "graph_norm" - the label-free end of the
 # attribute-graph fusion, normalise(LayerNorm(t / rms(t))), kept in the text tower so the
 # exported tower computes exactly what training's GraphFusion(t, None) computes.
@@ -230,11 +234,22 @@ def build_model(spec: ModelSpec, pretrained_text: bool = True, device: str = "cp
     head = cfg.pop("text_head", "none")
     if head not in TEXT_HEADS:
         raise ValueError(f"text_head: expected one of {list(TEXT_HEADS)}, found {head!r}")
+    image_head, zoom_cfg = cfg.pop("image_head", "none"), cfg.pop("zoom_cfg", None)
+    if image_head not in IMAGE_HEADS:
+        raise ValueError(f"image_head: expected one of {list(IMAGE_HEADS)}, found {image_head!r}")
+    if zoom_cfg is not None and image_head != "zoom":
+        raise ValueError("zoom_cfg: only with image_head 'zoom'")
     cfg["text_cfg"]["hf_model_pretrained"] = bool(pretrained_text)
     with _quiet_transformers():
         model = CustomTextCLIP(**cfg)
     if head == "graph_norm":
         model.text.proj = nn.Sequential(model.text.proj, TextHead(int(cfg["embed_dim"])))
+    if image_head == "zoom":
+        from .zoom import wrap_zoom
+
+        if "timm_model_name" not in cfg["vision_cfg"]:
+            raise ValueError("image_head 'zoom': needs a timm image tower (vision_cfg.timm_model_name)")
+        wrap_zoom(model, int(cfg["embed_dim"]), zoom_cfg)
     return _to(model, device, precision)
 
 

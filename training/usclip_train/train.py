@@ -37,6 +37,7 @@ except ModuleNotFoundError as _missing:  # `python -m usclip_train.train` in an 
     sys.exit(f"usclip_train.train: needs {_missing.name}, which the [train] extra installs: "
              "pip install 'usclip-sdk[train]' (from a source checkout: pip install '.[train]')")
 from torch import nn
+from torch.nn import functional as F
 
 from usclip_data.faults import BadSamples
 from usclip_sdk import taxonomy
@@ -47,6 +48,7 @@ from .config import RunConfig, load_run_config, parse_overrides
 from .data import Batch, FrameTransform, UltrasoundDataset, collate
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from .factory import ModelSpec, build_model, load_weights, resolve_spec, text_head_of, TextTokenizer
+from .zoom import ZoomVisual, box_loss
 
 __all__ = ["TrainModule", "TrainResult", "seed_everything", "model_spec_for", "build_similarity",
            "cache_frozen_text", "label_support",
@@ -93,15 +95,26 @@ class TrainModule(nn.Module):
                 raise ValueError("fusion: the model needs text_head 'graph_norm' to carry the fusion's LayerNorm")
             fusion.fusion.norm = self.head.norm  # tie: one LayerNorm, trained by the graph path
 
+    @property
+    def zoom(self) -> bool:
+        return isinstance(self.model.visual, ZoomVisual)
+
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor,
-                prompt_tokens: torch.Tensor | None = None):
+                prompt_tokens: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+                pick: torch.Tensor | None = None):
         """-> (image, text features, logit scale, value-prompt features or None).
 
         ``prompt_tokens`` (the prompt bank's rows) are encoded the way inference encodes class
-        prompts (label-free, no graph residual), inside forward so DDP sees every use."""
+        prompts (label-free, no graph residual), inside forward so DDP sees every use.
+        ``boxes``/``pick`` (zoom tower only): the batch's lesion squares (Batch.boxes) and which
+        frames' crop branch sees the true square; the found squares are in
+        ``model.visual.last_box`` for the box loss."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        image = self.model.encode_image(images, normalize=True)
+        if self.zoom and boxes is not None:
+            image = F.normalize(self.model.visual(images, boxes[:, 1:], pick), dim=-1)
+        else:
+            image = self.model.encode_image(images, normalize=True)
         if self.fusion is None:
             text = self.model.encode_text(tokens, normalize=True)
         else:
@@ -445,7 +458,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
             t0 = time.perf_counter()
             lr_used = opt.param_groups[0]["lr"]
             terms = _optimizer_step(ddp, module, loss_fn, opt, scaler, autocast, it, cfg, info, step,
-                                    prompts)
+                                    prompts, total)
             sched.step()
             step += 1
             seen += cfg.batch_size * cfg.grad_accum * info.world_size
@@ -476,7 +489,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, info: DistInfo) -> Train
 
 
 def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it, cfg: RunConfig,
-                    info: DistInfo, step: int = 0, prompts=None) -> dict:
+                    info: DistInfo, step: int = 0, prompts=None, total: int = 1) -> dict:
     """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
     opt.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}
@@ -488,10 +501,20 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
         # the templates drawn depend only on (seed, step, micro): a resumed run draws the same
         prompt_tokens = None if bank is None else bank.sample(
             torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)).to(info.device)
+        pick = None
+        if module.zoom and batch.boxes is not None:  # the truth's share falls 1 -> 0 (zoom_teacher)
+            share = max(0.0, 1.0 - step / (cfg.zoom_teacher * max(total, 1))) if cfg.zoom_teacher > 0 else 0.0
+            gen = torch.Generator().manual_seed(cfg.seed * 7919 + step * 13 + micro)  # same draw on resume
+            draw = torch.rand(len(batch.boxes), generator=gen)
+            pick = (draw.to(batch.boxes.device) < share) & (batch.boxes[:, 0] > 0)
         with ctx:
             with autocast():
-                image, text, scale, prompt_emb = ddp(batch.images, batch.tokens, batch.labels, prompt_tokens)
+                image, text, scale, prompt_emb = ddp(batch.images, batch.tokens, batch.labels, prompt_tokens,
+                                                     batch.boxes if pick is not None else None, pick)
             terms = loss_fn(image.float(), text.float(), scale.float(), batch.labels)
+            if pick is not None and cfg.zoom_box_loss > 0:
+                found = box_loss(module.model.visual.last_box.float(), batch.boxes.float())
+                terms = {**terms, "loss": terms["loss"] + cfg.zoom_box_loss * found, "box": found.detach()}
             if bank is not None:
                 align = align_loss(image.float(), prompt_emb.float(), scale.float(), batch.labels, bank.columns)
                 terms = {**terms, "loss": terms["loss"] + cfg.prompt_loss * align, "prompt": align.detach()}
