@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
@@ -31,8 +32,8 @@ import numpy as np
 from .bundle_manifest import (FORMAT_VERSION, SAFE_SUFFIXES, EncoderSpec, FileEntry, Manifest,
                               PreprocessSpec, TextSpec, manifest_to_dict, parse_manifest)
 from .errors import BundleError, BundleIntegrityError
-from .signing import (SIGNATURE_NAME, SignatureInfo, describe_unverified, encode_signature, trusted_keys_from,
-                      verify_manifest)
+from .signing import (SIGNATURE_NAME, ZIP_OPTIONS, SignatureInfo, describe_unverified, encode_signature,
+                      trusted_keys_from, verify_manifest)
 
 __all__ = ["Bundle", "write_bundle", "sha256_file", "check_relative_path", "MANIFEST_NAME"]
 
@@ -196,9 +197,9 @@ class Bundle:
             tmp = tempfile.TemporaryDirectory(prefix="usclip-bundle-")
             try:
                 m, sig = _unzip_verified(src, Path(tmp.name), trusted)
-            except zipfile.BadZipFile as e:  # a CRC or header that no longer matches its member
-                tmp.cleanup()
-                raise BundleIntegrityError(f"{src}: damaged zip ({e})") from None
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a CRC, header or deflate stream
+                tmp.cleanup()                                          # that no longer matches its member
+                raise BundleIntegrityError(f"{src}: damaged zip ({type(e).__name__}: {e})") from None
             except BaseException:
                 tmp.cleanup()
                 raise
@@ -352,8 +353,7 @@ def write_bundle(out: str | os.PathLike, manifest: Mapping, files: Mapping[str, 
 def _publish(stage: Path, out: Path, rels: list[str], as_zip: bool) -> Path:
     tmp_out = out.with_name(out.name + ".partial")
     if as_zip:
-        # ONNX and npy barely compress; STORED keeps open fast and lets the runtime stream.
-        with zipfile.ZipFile(tmp_out, "w", compression=zipfile.ZIP_STORED) as z:
+        with zipfile.ZipFile(tmp_out, "w", **ZIP_OPTIONS) as z:
             z.write(stage / MANIFEST_NAME, MANIFEST_NAME)
             for rel in rels:
                 z.write(stage / rel, rel)

@@ -117,6 +117,11 @@ def test_zoom_tower_exports_to_onnx_and_matches_torch(tmp_path) -> None:
     with torch.no_grad():
         want = zoom.visual(y).numpy()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    from usclip_train.export.fp16 import convert_fp16
+
+    half = convert_fp16(path, tmp_path / "zoom_fp16.onnx")  # loads in onnxruntime (no float16 Range)
+    got16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"]).run(None, {"image": y.numpy()})[0]
+    np.testing.assert_allclose(got16, want, atol=0.05)
 
 
 def _bright_square_dataset(tmp_path, augment: bool):

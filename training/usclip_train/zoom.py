@@ -58,8 +58,10 @@ class ZoomVisual(nn.Module):
         """N x 3 (centre x, centre y, half side) as fractions of the input, from the feature map."""
         n, _, h, w = fmap.shape
         att = self.where(fmap).flatten(1).softmax(1)  # N x hw
-        ys = (torch.arange(h, dtype=fmap.dtype, device=fmap.device) + 0.5) / h
-        xs = (torch.arange(w, dtype=fmap.dtype, device=fmap.device) + 0.5) / w
+        # int64 Range, then a cast: an fp16 export turns float constants into float16, and
+        # onnxruntime has no float16 Range
+        ys = (torch.arange(h, device=fmap.device).to(fmap.dtype) + 0.5) / h
+        xs = (torch.arange(w, device=fmap.device).to(fmap.dtype) + 0.5) / w
         cx = att @ xs.repeat(h)
         cy = att @ ys.repeat_interleave(w)
         pooled = (fmap.flatten(2) * att[:, None]).sum(2)

@@ -53,4 +53,11 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     onnx.checker.check_model(half)
     dst = Path(dst)
     onnx.save(half, str(dst))
+    import onnxruntime as ort
+
+    try:  # the checker passes graphs onnxruntime refuses (e.g. a float16 Range): load it once
+        ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types are not importable by name
+        dst.unlink(missing_ok=True)
+        raise ValueError(f"fp16 export of {Path(src).name}: onnxruntime cannot load the result: {e}") from None
     return dst
