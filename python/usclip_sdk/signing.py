@@ -39,7 +39,7 @@ from pathlib import Path
 from .errors import BundleSignatureError, UsclipError
 
 # How a .zip bundle stores its members (write_bundle and sign_bundle alike). Deflate: the int8
-# encoders shrink 22 %, the fp16-weight one 8 % (the shipped bundle 41.3 -> ~33.5 MB); opening
+# encoders shrink 22 %, the fp16-weight one 8 % (the shipped bundle 41.3 -> 33.7 MB); opening
 # inflates every member once into the temporary folder it verifies anyway (sha256 per member).
 ZIP_OPTIONS = {"compression": zipfile.ZIP_DEFLATED, "compresslevel": 6}
 
