@@ -6,8 +6,9 @@ frames: the square it looks at against the synthetic truth, through the training
 
 Reports, over the test frames with a lesion: mean IoU of the found square with the true one
 (``usclip_data.synth.lesion_box``, as in training), the share with IoU >= 0.5, and the median
-centre error in half sides of the truth; and on frames without a lesion where the square goes
-(its mean half side: a finder that learnt "no lesion" has nowhere in particular to look).
+centre error in half sides of the truth (bench/ceiling.py's ``box_quality``); and on frames
+without a lesion where the square goes (its mean half side: a finder that learnt "no lesion"
+has nowhere in particular to look).
 """
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from pathlib import Path
 
 import torch
 
-from usclip_data.synth.lesion_box import read_lesion_squares
-from usclip_data.us365k import US365K
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ceiling import box_quality  # noqa: E402  (the one IoU / centre-error definition)
+
+from usclip_data.synth.lesion_box import read_lesion_squares  # noqa: E402
+from usclip_data.us365k import US365K  # noqa: E402
 
 
 def main() -> int:
@@ -60,18 +64,9 @@ def main() -> int:
                     truth.append([1.0, fx, fy, (hx + hy) / 2])
     p, t = torch.cat(found), torch.tensor(truth)
     has = t[:, 0] > 0
-    q, g = p[has], t[has, 1:]
-    lo = torch.maximum(q[:, :2] - q[:, 2:], g[:, :2] - g[:, 2:])
-    hi = torch.minimum(q[:, :2] + q[:, 2:], g[:, :2] + g[:, 2:])
-    inter = (hi - lo).clamp(min=0).prod(1)
-    iou = inter / ((2 * q[:, 2]) ** 2 + (2 * g[:, 2]) ** 2 - inter)
-    err = (q[:, :2] - g[:, :2]).norm(dim=1) / g[:, 2]
     out = {"checkpoint": a.checkpoint, "data": str(root), "split": a.split, "frames": len(samples),
-           "with_lesion": int(has.sum()), "iou_mean": round(float(iou.mean()), 3),
-           "iou_median": round(float(iou.median()), 3),
-           "iou_at_least_0.5": round(float((iou >= 0.5).float().mean()), 3),
-           "centre_error_median_half_sides": round(float(err.median()), 3),
-           "truth_half_mean": round(float(g[:, 2].mean()), 3), "found_half_mean": round(float(q[:, 2].mean()), 3),
+           "with_lesion": int(has.sum()), **box_quality(p, t),
+           "truth_half_mean": round(float(t[has, 3].mean()), 3), "found_half_mean": round(float(p[has, 2].mean()), 3),
            "no_lesion_found_half_mean": round(float(p[~has, 2].mean()), 3) if (~has).any() else None,
            "seconds": round(time.perf_counter() - t0, 1)}
     print(json.dumps(out, indent=1))
