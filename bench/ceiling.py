@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from usclip_data.synth.lesion_box import MARGIN, lesion_square
 from usclip_data.us365k import read_full_data
 from usclip_sdk import taxonomy as tx
+from usclip_train.zoom import sample_square, square_grid
 
 GOAL = 0.90
 
@@ -143,9 +144,9 @@ class ZoomCNN(nn.Module):
         super().__init__()
         self.frame = MultiHeadCNN({}, size, "avgmax")
         self.box = nn.Linear(384, 3)
-        self.crop = crop
         self.lesion = nn.Sequential(*_cbr(3, 32, 2), *_cbr(32, 48, 1), *_cbr(48, 96, 2), *_cbr(96, 96, 1),
                                     *_cbr(96, 160, 2), *_cbr(160, 192, 2))
+        self.register_buffer("grid", square_grid(crop), persistent=False)
         self.drop = nn.Dropout(0.2)
         self.heads = nn.ModuleDict({f: nn.Linear(768, k) for f, k in heads.items()})
 
@@ -157,12 +158,7 @@ class ZoomCNN(nn.Module):
         b = self.box(zg)
         pred = torch.cat([b[:, :2].sigmoid(), 0.05 + 0.5 * b[:, 2:].sigmoid()], 1)  # cx, cy, half
         use = pred.detach() if truth is None else torch.where(pick[:, None], truth, pred.detach())
-        theta = torch.zeros((len(x), 2, 3), dtype=x.dtype)
-        theta[:, 0, 0] = theta[:, 1, 1] = 2 * use[:, 2]
-        theta[:, 0, 2], theta[:, 1, 2] = 2 * use[:, 0] - 1, 2 * use[:, 1] - 1
-        grid = F.affine_grid(theta, [len(x), 3, self.crop, self.crop], align_corners=False)
-        c = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        hl = self.lesion(c)
+        hl = self.lesion(sample_square(x, use, self.grid))  # the zoom tower's resampling
         z = self.drop(torch.cat([zg, hl.mean((2, 3)), hl.amax((2, 3))], 1))
         return {**{f: head(z) for f, head in self.heads.items()}, "_box": pred}
 

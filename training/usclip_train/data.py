@@ -165,9 +165,8 @@ class UltrasoundDataset(Dataset):
         """A split of a US-365K-layout folder; ``root/masks/`` is used when present.
         on_bad_sample "skip": bad samples (images decoded once up front) are left out and
         counted in ``bad_samples`` (usclip_data.faults); "error" raises naming file and line."""
-        from usclip_data.us365k import US365K
-
         from usclip_data.synth.lesion_box import read_lesion_squares
+        from usclip_data.us365k import US365K
 
         reader = US365K(root, split, on_bad_sample=on_bad_sample, check_decode=on_bad_sample == "skip")
         samples = list(reader)[:max_samples]
@@ -221,6 +220,7 @@ class UltrasoundDataset(Dataset):
         cw, ch = x1 - x0, y1 - y0
         return torch.tensor([1.0, (fx * w - x0) / cw, (fy * h - y0) / ch,
                              (hx * w / cw + hy * h / ch) / 2], dtype=torch.float32)
+
     @staticmethod
     def _prompt_tokens(tokenizer) -> dict:
         """Tokens of every template prompt of every taxonomy value, tokenised once."""

@@ -26,6 +26,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def square_grid(size: int) -> torch.Tensor:
+    """1 x size x size x 2: the pixel centres of a size x size output in grid_sample's -1..1
+    (what ``affine_grid`` with ``align_corners=False`` builds for the identity)."""
+    u = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    gy, gx = torch.meshgrid(u, u, indexing="ij")
+    return torch.stack([gx, gy], -1)[None]
+
+
+def sample_square(x: torch.Tensor, box: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The squares ``box`` (N x 3: centre x, centre y, half side as fractions of the input) of
+    ``x`` resampled on ``grid`` (``square_grid``), zeros outside: constants, Mul, Add and one
+    GridSample in ONNX."""
+    centre = box[:, None, None, :2] * 2 - 1  # N x 1 x 1 x 2, in grid_sample's -1..1
+    g = grid * (2 * box[:, None, None, 2:3]) + centre
+    return F.grid_sample(x, g.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _cbr(i: int, o: int, s: int) -> list[nn.Module]:
     return [nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
@@ -49,9 +66,7 @@ class ZoomVisual(nn.Module):
                                     *_cbr(96, 160, 2), *_cbr(160, 192, 2))
         self.lesion_proj = nn.Linear(384, int(embed_dim), bias=False)
         nn.init.zeros_(self.lesion_proj.weight)  # starts as the wrapped tower, exactly
-        u = (torch.arange(self.crop, dtype=torch.float32) + 0.5) / self.crop * 2 - 1  # -1..1, pixel centres
-        gy, gx = torch.meshgrid(u, u, indexing="ij")
-        self.register_buffer("unit_grid", torch.stack([gx, gy], -1)[None], persistent=False)  # 1 x c x c x 2
+        self.register_buffer("unit_grid", square_grid(self.crop), persistent=False)  # 1 x c x c x 2
         self.last_box: torch.Tensor | None = None
 
     def find(self, fmap: torch.Tensor) -> torch.Tensor:
@@ -70,9 +85,7 @@ class ZoomVisual(nn.Module):
 
     def look(self, x: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         """The square ``box`` (N x 3) of ``x`` resampled to crop x crop (zeros outside)."""
-        centre = box[:, None, None, :2] * 2 - 1  # N x 1 x 1 x 2, in grid_sample's -1..1
-        grid = self.unit_grid * (2 * box[:, None, None, 2:3]) + centre
-        return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+        return sample_square(x, box, self.unit_grid)
 
     def forward(self, x: torch.Tensor, truth: torch.Tensor | None = None,
                 pick: torch.Tensor | None = None) -> torch.Tensor:
