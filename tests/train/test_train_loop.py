@@ -163,3 +163,30 @@ def test_final_evaluation_scores_a_graph_model_with_graph_anchors(tiny, monkeypa
     assert calls == (["train"] if use_graph else [])
     assert 0 <= res.metrics["AvgAcc"] <= 1
     assert (run / "eval-valid" / "results.json").is_file()
+
+
+def test_locked_image_tower_stays_exactly_as_loaded_while_the_text_side_learns(tiny):
+    """lock_image (a text-side stage): the image tower's weights and BatchNorm statistics are
+    bit-identical after training from a checkpoint, the text projection moved."""
+    from usclip_train.factory import build_model, load_weights, resolve_spec
+
+    base, cfg = tiny
+    cfg = cfg.with_overrides({"model": "usclip-edge-conv", "image_size": 48, "use_graph": False,
+                              "max_steps": 2, "save_every": 0})
+    first = train(cfg, base / "image-a")
+    locked = train(cfg.with_overrides({"init_checkpoint": str(first.checkpoint), "lock_image": True,
+                                       "prompt_loss": 1.0, "max_steps": 3, "lr": 1e-2}), base / "image-b")
+
+    def state(ckpt):
+        spec = resolve_spec("usclip-edge-conv", text_model=cfg.text_model,
+                            overrides={"vision_cfg": {"image_size": 48}})
+        model = build_model(spec, pretrained_text=False)
+        assert not load_weights(model, ckpt).missing
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    a, b = state(first.checkpoint), state(locked.checkpoint)
+    visual = [k for k in a if k.startswith("visual.")]
+    assert any("running_mean" in k for k in visual)  # BatchNorm statistics are among them
+    assert all(torch.equal(a[k], b[k]) for k in visual), [k for k in visual if not torch.equal(a[k], b[k])]
+    text = [k for k in a if k.startswith("text.") and not torch.equal(a[k], b[k])]
+    assert text, "the text side did not train"

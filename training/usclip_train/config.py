@@ -34,6 +34,8 @@ class RunConfig:
     context_length: int | None = None   # override the text context length (short captions)
     lock_text: bool = False             # freeze the pretrained text transformer (LiT); its projection still trains
     unlock_text_layers: int = 0         # with lock_text: the last N transformer layers still learn (cached prefix)
+    lock_image: bool = False            # freeze the whole image tower (zoom head too) in eval mode: a text-side
+                                        # stage that moves only the anchors (text layers, projection, scale)
     # --- method (the paper's ablation axes)
     use_soft_labels: bool = True        # lambda * L_SM in the loss
     use_graph: bool = True              # attribute-graph fusion on the text side (training only)

@@ -80,10 +80,16 @@ class TrainModule(nn.Module):
     computes GraphFusion's label-free path, so the exported tower matches.
     """
 
-    def __init__(self, model: nn.Module, fusion: nn.Module | None = None):
+    def __init__(self, model: nn.Module, fusion: nn.Module | None = None, lock_image: bool = False):
         super().__init__()
         self.model = model
         self.fusion = fusion
+        # A locked image tower is frozen and stays in eval mode (BatchNorm running statistics,
+        # the zoom head's own square): the embeddings the text side is fitted to are the ones
+        # the exported encoder computes.
+        self.lock_image = lock_image
+        if lock_image:
+            model.visual.requires_grad_(False)
         # A convolutional (timm) image tower runs its convolutions channels-last: oneDNN's
         # fast layout on CPU (about 10 % per bf16 step here) and the tensor-core one on GPU.
         self.channels_last = not hasattr(model.visual, "transformer")
@@ -99,6 +105,12 @@ class TrainModule(nn.Module):
     def zoom(self) -> bool:
         return isinstance(self.model.visual, ZoomVisual)
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.lock_image:
+            self.model.visual.eval()
+        return self
+
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor,
                 prompt_tokens: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
                 pick: torch.Tensor | None = None):
@@ -111,7 +123,10 @@ class TrainModule(nn.Module):
         ``model.visual.last_box`` for the box loss."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if self.zoom and boxes is not None:
+        if self.lock_image:
+            with torch.no_grad():
+                image = self.model.encode_image(images, normalize=True)
+        elif self.zoom and boxes is not None:
             image = F.normalize(self.model.visual(images, boxes[:, 1:], pick), dim=-1)
         else:
             image = self.model.encode_image(images, normalize=True)
@@ -375,7 +390,7 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
         cache_frozen_text(model, _TEXT_CACHES.setdefault(key, {}), unlocked_layers=n)
     fusion = (AttributeGraphFusion(int(spec.model_cfg["embed_dim"]), scale=cfg.fusion_scale)
               if cfg.use_graph else None)
-    module = TrainModule(model, fusion).to(info.device)
+    module = TrainModule(model, fusion, lock_image=cfg.lock_image).to(info.device)
     tokenizer = TextTokenizer(spec.tokenizer_path, spec.context_length)
     ds = UltrasoundDataset.from_root(cfg.data, cfg.train_split, spec.preprocess, tokenizer,
                                      max_samples=cfg.max_samples, on_bad_sample=cfg.on_bad_sample,
@@ -502,7 +517,7 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
         prompt_tokens = None if bank is None else bank.sample(
             torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)).to(info.device)
         pick = None
-        if module.zoom and batch.boxes is not None:  # the truth's share falls 1 -> 0 (zoom_teacher)
+        if module.zoom and batch.boxes is not None and not module.lock_image:  # the truth's share falls 1 -> 0 (zoom_teacher)
             share = max(0.0, 1.0 - step / (cfg.zoom_teacher * max(total, 1))) if cfg.zoom_teacher > 0 else 0.0
             gen = torch.Generator().manual_seed(cfg.seed * 7919 + step * 13 + micro)  # same draw on resume
             draw = torch.rand(len(batch.boxes), generator=gen)
