@@ -72,17 +72,28 @@ def per_dimension(run_dir: Path) -> dict[str, float]:
     return {}
 
 
-def paired(results: dict, name: str) -> dict:
-    """Per-seed differences name - CLIP on AvgAcc and per dimension, with 95 % intervals."""
-    base = {r["seed"]: r for r in results.get(BASELINE, [])}
+def paired(results: dict, name: str, base_name: str = BASELINE) -> dict:
+    """Per-seed differences name - base_name (plain CLIP by default) on AvgAcc and per dimension,
+    with 95 % intervals; only seeds both variants ran are paired."""
+    base = {r["seed"]: r for r in results.get(base_name, [])}
     rows = [(r, base[r["seed"]]) for r in results.get(name, []) if r["seed"] in base]
     if not rows:
         return {}
-    out = {"AvgAcc": ci95([r["AvgAcc"] - b["AvgAcc"] for r, b in rows])}
+    out = {"AvgAcc": ci95([r["AvgAcc"] - b["AvgAcc"] for r, b in rows]), "seeds": len(rows)}
     for dim in rows[0][0].get("per_dimension", {}):
         diffs = [r["per_dimension"][dim] - b["per_dimension"].get(dim, float("nan")) for r, b in rows]
         out[dim] = ci95(diffs)
     return out
+
+
+def ordering_steps(results: dict) -> list[tuple[str, str]]:
+    """The paper's ordering read one step at a time: (variant, the variant it should beat) for
+    every full model against + soft labels and against + graph, and the Jaccard S^(k) against
+    the default S^(k) at lambda 1, where both sides ran."""
+    full = [n for n in results if n.startswith("full, lambda=")]
+    steps = [(n, b) for n in full for b in ("+ soft labels", "+ graph")]
+    steps.append(("full, Jaccard S", "full, lambda=1"))
+    return [(n, b) for n, b in steps if n in results and b in results]
 
 
 def _pct(t) -> str:
@@ -111,6 +122,15 @@ def report(results: dict) -> str:
                 continue
             p = paired(results, name)
             lines.append(f"| {name} | " + " | ".join(_pct(p[d]) if d in p else "-" for d in dims) + " |")
+    steps = [(n, b, paired(results, n, b)) for n, b in ordering_steps(results)]
+    if any(p for _, _, p in steps):
+        lines += ["", "The ordering one step at a time (paired by seed, mean [95 % CI], points):", "",
+                  "| difference | AvgAcc | seeds | " + " | ".join(dims) + " |",
+                  "|---" * (len(dims) + 3) + "|"]
+        for n, b, p in steps:
+            if p:
+                lines.append(f"| {n} - {b} | {_pct(p['AvgAcc'])} | {p['seeds']} | "
+                             + " | ".join(_pct(p[d]) if d in p else "-" for d in dims) + " |")
     return "\n".join(lines)
 
 

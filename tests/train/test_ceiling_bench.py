@@ -83,6 +83,27 @@ def test_ablation_variant_subset_splits_on_semicolons() -> None:
         ab.select(table, "CLIP (InfoNCE),+ soft labels")  # a comma list is one unknown name
 
 
+def test_ablation_pairs_only_shared_seeds_and_reads_the_ordering_step_by_step() -> None:
+    spec = importlib.util.spec_from_file_location("bench_ablation", ROOT / "bench" / "ablation.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+
+    def row(seed, acc, shape):
+        return {"seed": seed, "AvgAcc": acc, "per_dimension": {"Shape": shape}}
+
+    results = {"CLIP (InfoNCE)": [row(0, 0.60, 0.30), row(1, 0.62, 0.32), row(2, 0.64, 0.34)],
+               "+ soft labels": [row(0, 0.61, 0.30), row(1, 0.63, 0.33), row(2, 0.65, 0.35)],
+               "full, lambda=1": [row(0, 0.59, 0.31), row(1, 0.60, 0.30)]}  # seed 2 not run
+    p = ab.paired(results, "full, lambda=1", "+ soft labels")
+    assert p["seeds"] == 2 and p["AvgAcc"][0] == pytest.approx(-0.025)
+    lo, hi = p["AvgAcc"][1:]
+    half = 12.706 * (0.005 * 2 ** 0.5) / 2 ** 0.5  # t with 1 df x sd (0.0071) / sqrt(2 seeds)
+    assert (lo, hi) == (pytest.approx(-0.025 - half), pytest.approx(-0.025 + half))
+    assert ab.ordering_steps(results) == [("full, lambda=1", "+ soft labels")]  # no + graph run
+    text = ab.report(results)
+    assert "| full, lambda=1 - + soft labels | -2.5 [" in text
+
+
 def test_ceiling_cnn_pooling_choice() -> None:
     c = _ceiling()
     x = torch.randn(2, 3, 64, 64)

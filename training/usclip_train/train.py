@@ -517,7 +517,8 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
         prompt_tokens = None if bank is None else bank.sample(
             torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)).to(info.device)
         pick = None
-        if module.zoom and batch.boxes is not None and not module.lock_image:  # the truth's share falls 1 -> 0 (zoom_teacher)
+        # the truth's share falls 1 -> 0 (zoom_teacher); a locked tower only ever uses its own square
+        if module.zoom and batch.boxes is not None and not module.lock_image:
             share = max(0.0, 1.0 - step / (cfg.zoom_teacher * max(total, 1))) if cfg.zoom_teacher > 0 else 0.0
             gen = torch.Generator().manual_seed(cfg.seed * 7919 + step * 13 + micro)  # same draw on resume
             draw = torch.rand(len(batch.boxes), generator=gen)
