@@ -204,3 +204,21 @@ def test_zoom_model_trains_its_finder_with_the_box_loss(tmp_path) -> None:
     model = build_model(spec, pretrained_text=False)
     report = load_weights(model, res.checkpoint)
     assert not report.missing and float(model.visual.lesion_proj.weight.abs().sum()) > 0
+
+
+def test_zoom_head_gets_its_own_learning_rate_only_when_asked() -> None:
+    from usclip_train.config import RunConfig
+    from usclip_train.train import TrainModule, param_groups
+
+    zoom, _ = _models()
+    module = TrainModule(zoom)
+    same = param_groups(module, RunConfig(data="x", lr=1e-3))
+    assert not [g for g in same if g["name"].startswith("zoom")]  # the groups as before the option
+    groups = {g["name"]: g for g in param_groups(module, RunConfig(data="x", lr=1e-3, zoom_lr_scale=5.0))}
+    assert groups["zoom-decay"]["lr"] == pytest.approx(5e-3) and groups["main-decay"]["lr"] == pytest.approx(1e-3)
+    head = {id(p) for m in ZoomVisual.HEAD for p in getattr(zoom.visual, m).parameters()}
+    in_zoom = {id(p) for g in groups.values() if g["name"].startswith("zoom") for p in g["params"]}
+    assert in_zoom == head  # exactly the added modules; the trunk and head stay at lr
+    assert sum(len(g["params"]) for g in groups.values()) == sum(len(g["params"]) for g in same)
+    with pytest.raises(ValueError, match="zoom_lr_scale"):
+        RunConfig(data="x", zoom_lr_scale=0)

@@ -46,6 +46,7 @@ class RunConfig:
     zoom_box_loss: float = 10.0         # image_head "zoom": weight of the lesion-square loss (zoom.box_loss)
     zoom_teacher: float = 0.5           # zoom: the crop branch sees the true square with a probability
                                         # falling 1 -> 0 over this fraction of the run, then its own
+    zoom_lr_scale: float = 1.0          # zoom: the head's own modules (finder, crop CNN, projection) at this x lr
     # --- optimisation
     epochs: int = 10
     max_steps: int | None = None        # stop after this many optimizer steps (overrides epochs)
@@ -86,6 +87,8 @@ class RunConfig:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
         if self.prompt_loss < 0:
             raise ValueError(f"prompt_loss: expected >= 0, found {self.prompt_loss}")
+        if self.zoom_lr_scale <= 0:
+            raise ValueError(f"zoom_lr_scale: expected > 0, found {self.zoom_lr_scale}")
         if self.zoom_box_loss < 0 or not 0 <= self.zoom_teacher <= 1:
             raise ValueError(f"zoom_box_loss/zoom_teacher: expected >= 0 and in [0, 1], found "
                              f"{self.zoom_box_loss}/{self.zoom_teacher}")

@@ -257,21 +257,28 @@ def build_similarity(cfg: RunConfig, train_labels: torch.Tensor):
 
 
 def param_groups(module: TrainModule, cfg: RunConfig) -> list[dict]:
-    """AdamW groups: decay / no decay x image-side / pretrained text transformer."""
-    groups: dict[tuple[bool, bool], list] = {}
+    """AdamW groups: decay / no decay x part, the part being the pretrained text transformer
+    (lr x ``text_lr_scale``), a zoom tower's added head (lr x ``zoom_lr_scale``: it starts at
+    zero on a trained tower) or the rest (lr)."""
+    # its own group only when its lr differs: the groups (and a checkpoint's optimizer state) of a
+    # zoom run at the default stay what they were
+    own = module.zoom and cfg.zoom_lr_scale != 1.0
+    zoom_head = tuple(f"model.visual.{m}." for m in ZoomVisual.HEAD) if own else ()
+    scale = {"text": cfg.text_lr_scale, "zoom": cfg.zoom_lr_scale, "main": 1.0}
+    groups: dict[tuple[bool, str], list] = {}
     seen: set[int] = set()
     for name, p in module.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
         no_decay = p.ndim < 2 or "logit_scale" in name or "embed" in name or "norm" in name
-        text = name.startswith("model.text.transformer.")
-        groups.setdefault((no_decay, text), []).append(p)
+        part = ("text" if name.startswith("model.text.transformer.") else
+                "zoom" if name.startswith(zoom_head) else "main")
+        groups.setdefault((no_decay, part), []).append(p)
     out = []
-    for (no_decay, text), params in sorted(groups.items()):
+    for (no_decay, part), params in sorted(groups.items()):
         out.append({"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                    "lr": cfg.lr * (cfg.text_lr_scale if text else 1.0),
-                    "name": f"{'text' if text else 'main'}-{'nodecay' if no_decay else 'decay'}"})
+                    "lr": cfg.lr * scale[part], "name": f"{part}-{'nodecay' if no_decay else 'decay'}"})
     return out
 
 

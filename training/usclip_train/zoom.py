@@ -51,6 +51,8 @@ class ZoomVisual(nn.Module):
     """Wraps an open_clip ``TimmModel`` (``trunk`` + ``head``, kept under the same names so a
     checkpoint of the plain tower loads into it unchanged)."""
 
+    HEAD = ("where", "size", "lesion", "lesion_proj")  # the modules it adds (RunConfig.zoom_lr_scale)
+
     def __init__(self, base: nn.Module, embed_dim: int, crop: int = 64, min_half: float = 0.05):
         super().__init__()
         if not (hasattr(base, "trunk") and hasattr(base, "head")):
