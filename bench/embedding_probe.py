@@ -6,7 +6,9 @@ same as ``bench/model_eval.py``. Per dimension a multinomial logistic regression
 is fitted on ``--fit-split`` embeddings and scored on the first ``--max`` frames of ``--split``.
 Where the probe is far above zero-shot, the image side carries the label and the text anchors
 (or the prompts) lose it; where the probe is near zero-shot, the image embedding itself is the
-limit (compare with the supervised ceiling in docs/data.md).
+limit (compare with the supervised ceiling in docs/data.md). ``--fit-split train --fit-max N``
+fits on frames the tower was trained on: whether a read-out fitted on memorised frames (what
+the text side is trained on) transfers as well as one fitted on unseen frames.
 
     python bench/embedding_probe.py --data data/synth-v4 [--bundle B] --max 600 \
         --json bench/results/embedding_probe.json
@@ -50,12 +52,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--bundle", default=None, help="bundle (default: the shipped one)")
     ap.add_argument("--fit-split", default="valid", help="split the probe is fitted on (default valid)")
+    ap.add_argument("--fit-max", type=int, default=None,
+                    help="fit on the first N frames of --fit-split (e.g. as many training frames as validation has)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--max", type=int, default=600, help="test frames (the first N, as model_eval)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     clf = Classifier(a.bundle, backend="onnxruntime", device="cpu", precision="fp32")
-    fit = list(US365K(a.data, a.fit_split))
+    fit = list(US365K(a.data, a.fit_split))[:a.fit_max]
     test = list(US365K(a.data, a.split))[:a.max]
     t0 = time.perf_counter()
     probe = linear_probe(embed(clf, fit), targets(fit), embed(clf, test), targets(test))
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
           f"[{time.perf_counter() - t0:.0f} s]")
     if a.json:
         Path(a.json).write_text(json.dumps({"bundle": str(a.bundle or "shipped"), "data": a.data,
-                                            "fit_split": a.fit_split, "split": a.split, "n_fit": len(fit),
+                                            "fit_split": a.fit_split, "fit_max": a.fit_max, "split": a.split, "n_fit": len(fit),
                                             "n_test": len(test), "per_dimension": rows,
                                             "AvgAcc_zero_shot": zs["AvgAcc"], "AvgAcc_probe": probe["AvgAcc"]},
                                            indent=1) + "\n")
