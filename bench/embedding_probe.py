@@ -75,7 +75,8 @@ def main(argv=None) -> int:
           f"[{time.perf_counter() - t0:.0f} s]")
     if a.json:
         Path(a.json).write_text(json.dumps({"bundle": str(a.bundle or "shipped"), "data": a.data,
-                                            "fit_split": a.fit_split, "fit_max": a.fit_max, "split": a.split, "n_fit": len(fit),
+                                            "fit_split": a.fit_split, "fit_max": a.fit_max, "split": a.split,
+                                            "n_fit": len(fit),
                                             "n_test": len(test), "per_dimension": rows,
                                             "AvgAcc_zero_shot": zs["AvgAcc"], "AvgAcc_probe": probe["AvgAcc"]},
                                            indent=1) + "\n")
