@@ -30,17 +30,22 @@ from usclip_train.train import train
 
 KEYS = ("AvgAcc", "AvgRecall", "i2t_R@10", "t2i_R@10")
 BASELINE = "CLIP (InfoNCE)"
+SOFT, GRAPH, JACCARD, FULL = "+ soft labels", "+ graph", "full, Jaccard S", "full, lambda="
 # two-sided 95 % Student t quantiles by degrees of freedom
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
+def full_name(lam: float) -> str:
+    return f"{FULL}{lam:g}"
+
+
 def variants(lambdas) -> dict[str, dict]:
     out = {BASELINE: {"use_soft_labels": False, "use_graph": False},
-           "+ soft labels": {"use_soft_labels": True, "use_graph": False},
-           "+ graph": {"use_soft_labels": False, "use_graph": True}}
+           SOFT: {"use_soft_labels": True, "use_graph": False},
+           GRAPH: {"use_soft_labels": False, "use_graph": True}}
     for lam in lambdas:
-        out[f"full, lambda={lam:g}"] = {"use_soft_labels": True, "use_graph": True, "sm_lambda": lam}
-    out["full, Jaccard S"] = {"use_soft_labels": True, "use_graph": True, "similarity": "jaccard"}
+        out[full_name(lam)] = {"use_soft_labels": True, "use_graph": True, "sm_lambda": lam}
+    out[JACCARD] = {"use_soft_labels": True, "use_graph": True, "similarity": "jaccard"}
     return out
 
 
@@ -90,9 +95,9 @@ def ordering_steps(results: dict) -> list[tuple[str, str]]:
     """The paper's ordering read one step at a time: (variant, the variant it should beat) for
     every full model against + soft labels and against + graph, and the Jaccard S^(k) against
     the default S^(k) at lambda 1, where both sides ran."""
-    full = [n for n in results if n.startswith("full, lambda=")]
-    steps = [(n, b) for n in full for b in ("+ soft labels", "+ graph")]
-    steps.append(("full, Jaccard S", "full, lambda=1"))
+    full = [n for n in results if n.startswith(FULL)]
+    steps = [(n, b) for n in full for b in (SOFT, GRAPH)]
+    steps.append((JACCARD, full_name(1)))
     return [(n, b) for n, b in steps if n in results and b in results]
 
 
