@@ -231,8 +231,7 @@ def _flow(c: Canvas, spec: LesionSpec, ctr: tuple[float, float], a: float, b: fl
 
     def vessel(local: np.ndarray, v: float, w: float = width) -> None:
         pts = local @ rot.T + np.array(ctr)
-        m = c.mask_poly(pts, max(1, int(round(w / c.mm_per_px))), False)
-        c.flow[m > 0] = v * (1 if rng.random() < 0.5 else -1)
+        c.flow_line(pts, v * (1 if rng.random() < 0.5 else -1), int(round(w / c.mm_per_px)))
 
     def arc(t0: float, span: float, r: float) -> np.ndarray:
         th = np.linspace(t0, t0 + span, 12)
@@ -286,8 +285,13 @@ def _paint_ill_defined(c: Canvas, mask: np.ndarray, echo: np.ndarray, atten: flo
     c.atten[zone] += w[zone] * (np.float32(atten) - c.atten[zone])
 
 
-def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.Generator) -> LesionRender:
-    """Paint ``spec`` at the canvas site; the view rng varies pose slightly between views."""
+def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.Generator,
+                with_flow: bool = True) -> LesionRender:
+    """Paint ``spec`` at the canvas site; the view rng varies pose slightly between views.
+
+    with_flow=False leaves the flow map alone (a frame without a colour box never shows it;
+    the flow is the last thing drawn, so nothing else changes).
+    """
     if c.site is None:
         raise ValueError("canvas: the anatomy set no lesion site")
     rng = np.random.default_rng(spec.seed)  # the same lesion in every view
@@ -370,10 +374,11 @@ def draw_lesion(c: Canvas, spec: LesionSpec, f0_mhz: float, view_rng: np.random.
     # The colour box shows this lesion's flow only: a sonographer studying a lesion's
     # vascularity frames it and sets the colour gain for it; the organ's vessels next to it
     # would read as the lesion's flow (a "no flow" cyst beside a portal vein).
-    c.flow[:] = 0.0
-    _flow(c, spec, (cx, cy), a, b, ang, mask, rng)
-    near = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(0.1 * min(a, b) / c.mm_per_px)))
-    c.flow[near == 0] = 0.0  # rim vessels hug the lesion
+    if with_flow:
+        c.flow[:] = 0.0
+        _flow(c, spec, (cx, cy), a, b, ang, mask, rng)
+        near = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(0.1 * min(a, b) / c.mm_per_px)))
+        c.flow[near == 0] = 0.0  # rim vessels hug the lesion
     ys, xs = np.nonzero(mask)
     bb = (c.x0 + (xs.min() + 0.5) * c.mm_per_px, c.x0 + (xs.max() + 0.5) * c.mm_per_px,
           c.y0 + (ys.min() + 0.5) * c.mm_per_px, c.y0 + (ys.max() + 0.5) * c.mm_per_px) if xs.size \

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .canvas import paste
 from .case import CaseSpec
 from .geometry import ScanGeometry
 
@@ -190,5 +191,5 @@ def draw_overlays(screen: np.ndarray, case: CaseSpec, geom: ScanGeometry, st: di
         _text(layer, mask, txt, (4, h - max(6, int(h * 0.03))), fs, (255, 255, 0))
     mask[region] = 0
     sel = (mask > 0) | (cmask > 0)  # caliper marks: the one overlay allowed inside
-    screen[sel] = layer[sel]
+    paste(screen, layer, sel)
     return mask, drawn

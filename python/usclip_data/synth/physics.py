@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import fft as sp_fft
 
 __all__ = [
     "C_MM_PER_US", "TISSUE_ATTEN", "Psf", "make_psf", "scatterers", "attenuation_gain",
@@ -87,8 +88,9 @@ def attenuation_gain(alpha: np.ndarray, f0_mhz: float, depth_mm: float) -> np.nd
     sample i is 2 * f0 * sum_{k<i} alpha_k * dz, so whatever lies above shapes what lies below.
     """
     dz_cm = depth_mm / 10.0 / max(alpha.shape[0] - 1, 1)
-    loss_db = np.cumsum(alpha, axis=0, dtype=np.float32) * np.float32(2.0 * f0_mhz * dz_cm)
-    return np.power(np.float32(10.0), -loss_db / np.float32(20.0))
+    # 10^(-loss_db / 20) as exp(): numpy's float32 exp is vectorised, power() is not (3x here).
+    neper = np.float32(-2.0 * f0_mhz * dz_cm * np.log(10.0) / 20.0)
+    return np.exp(np.cumsum(alpha, axis=0, dtype=np.float32) * neper)
 
 
 def tgc_curve(n_depth: int, f0_mhz: float, depth_mm: float, rng: np.random.Generator,
@@ -116,14 +118,17 @@ def convolve_psf(field: np.ndarray, psf: Psf, focus_index: float) -> np.ndarray:
 def envelope(rf: np.ndarray) -> np.ndarray:
     """|analytic signal| along axis 0 (depth), via the FFT Hilbert transform."""
     n = rf.shape[0]
-    spec = np.fft.rfft(rf, axis=0)
-    h = np.full(spec.shape[0], 2.0)
+    rf = rf.astype(np.float32, copy=False)
+    # scipy's pocketfft runs single precision natively and ~4x faster than numpy.fft along a
+    # strided axis; float32 (complex64) is ample for an envelope shown as 8-bit grey.
+    spec = sp_fft.rfft(rf, axis=0)
+    h = np.full(spec.shape[0], 2.0, np.float32)
     h[0] = 1.0
     if n % 2 == 0:
         h[-1] = 1.0
-    full = np.zeros((n,) + rf.shape[1:], dtype=np.complex128)
+    full = np.zeros((n,) + rf.shape[1:], dtype=np.complex64)
     full[: spec.shape[0]] = spec * h[:, None]
-    return np.abs(np.fft.ifft(full, axis=0)).astype(np.float32)
+    return np.abs(sp_fft.ifft(full, axis=0, overwrite_x=True))
 
 
 def log_compress(env: np.ndarray, dynamic_range_db: float, gain_db: float,
@@ -136,6 +141,10 @@ def log_compress(env: np.ndarray, dynamic_range_db: float, gain_db: float,
     """
     if dynamic_range_db <= 0:
         raise ValueError(f"dynamic_range_db: expected > 0, found {dynamic_range_db}")
-    db = 20.0 * np.log10(np.maximum(env, 1e-6) / reference) + gain_db
-    g = (db / dynamic_range_db + tissue_level) * 255.0
-    return np.clip(g, 0.0, 255.0).astype(np.float32)
+    # 20 log10(x) = (20 / ln 10) ln(x), folded into one scale and offset: numpy's float32 log is
+    # vectorised, log10 is not (this line was ~5 % of a 256 px frame).
+    scale = 255.0 / dynamic_range_db
+    k = np.float32(20.0 / np.log(10.0) * scale)
+    b = np.float32((gain_db - 20.0 * np.log10(reference)) * scale + tissue_level * 255.0)
+    g = np.log(np.maximum(env.astype(np.float32, copy=False), np.float32(1e-6))) * k + b
+    return np.clip(g, 0.0, 255.0, out=g)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import physics as ph
 from .anatomy import draw_anatomy
-from .canvas import Canvas, new_canvas
+from .canvas import Canvas, new_canvas, paste
 from .case import CaseSpec, LesionSpec
 from .doppler import DopplerBox, doppler_overlay
 from .geometry import ScanGeometry, make_geometry
@@ -128,14 +128,15 @@ def render_view(case: CaseSpec, view: int, seed: int, size: tuple[int, int] | No
     draw_anatomy(case.organ_model, c, np.random.default_rng(case.seed + 1), case.lesion is not None)
     les: LesionRender | None = None
     if case.lesion is not None:
-        les = draw_lesion(c, case.lesion, case.f0_mhz, vrng)
+        les = draw_lesion(c, case.lesion, case.f0_mhz, vrng, with_flow=case.doppler)
     bx, by = geom.sample_xy(n_depth, n_lines)
     mx, my = _to_canvas_maps(c, bx, by)
     ea = cv2.remap(np.dstack([c.echo, c.atten]), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     beams = simulate_beams(ea[..., 0], ea[..., 1], geom, case.f0_mhz, st, vrng)
     img, inside, xx, yy, ij = _scan_convert(beams.grey, geom, layout)
-    screen = np.zeros((layout.height, layout.width, 3), np.uint8)
-    screen[:] = layout.background
+    screen = np.empty((layout.height, layout.width, 3), np.uint8)
+    # Fill from one row: numpy broadcasts a 3-vector over H x W with a 3-element inner loop.
+    screen[:] = np.tile(np.asarray(layout.background, np.uint8), (layout.width, 1))
     x0, y0, x1, y1 = layout.region
     grey8 = np.clip(img * layout.grey_gamma_scale, 0, 255).astype(np.uint8)
     rgb = cv2.cvtColor(grey8, cv2.COLOR_GRAY2RGB)
@@ -147,7 +148,7 @@ def render_view(case: CaseSpec, view: int, seed: int, size: tuple[int, int] | No
         flow = cv2.remap(c.flow, fx, fy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         box = doppler_overlay(rgb, flow, inside, ij, les, geom, (n_depth, n_lines), layout, vrng)
     region_rgb = screen[y0:y1, x0:x1]
-    region_rgb[inside] = rgb[inside]
+    paste(region_rgb, rgb, inside)
     region_mask = np.zeros((layout.height, layout.width), np.uint8)
     region_mask[y0:y1, x0:x1] = inside
     overlay_mask, ann = draw_overlays(screen, case, geom, st, layout, les, box, vrng)
