@@ -43,6 +43,8 @@ class RunConfig:
     sm_lambda: float = 1.0              # lambda of L = L_CLIP + lambda * L_SM
     similarity: str = "default"         # S^(k): default | cooccurrence | jaccard | prior | identity | a file
     prompt_loss: float = 0.0            # our prompt-alignment term's weight (loss.PromptAlignmentLoss; 0: paper)
+    prompt_balance: str = "none"        # none | diagnosis: the prompt term weighs each value equally within each
+                                        # diagnosis (balance.DiagnosisBalance): the lesion kind alone cannot answer
     zoom_box_loss: float = 10.0         # image_head "zoom": weight of the lesion-square loss (zoom.box_loss)
     zoom_teacher: float = 0.5           # zoom: the crop branch sees the true square with a probability
                                         # falling 1 -> 0 over this fraction of the run, then its own
@@ -87,6 +89,9 @@ class RunConfig:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
         if self.prompt_loss < 0:
             raise ValueError(f"prompt_loss: expected >= 0, found {self.prompt_loss}")
+        _check_choice("prompt_balance", self.prompt_balance, ("none", "diagnosis"))
+        if self.prompt_balance != "none" and self.prompt_loss == 0:
+            raise ValueError("prompt_balance: weighs the prompt-alignment term, which prompt_loss=0 switches off")
         if self.zoom_lr_scale <= 0:
             raise ValueError(f"zoom_lr_scale: expected > 0, found {self.zoom_lr_scale}")
         if self.zoom_box_loss < 0 or not 0 <= self.zoom_teacher <= 1:

@@ -213,19 +213,28 @@ class PromptAlignmentLoss(nn.Module):
     """
 
     def forward(self, image_features: Tensor, prompt_features: Tensor, logit_scale: Tensor | float,
-                labels: Tensor, columns: list[Tensor]) -> Tensor:
+                labels: Tensor, columns: list[Tensor], weights: list[Tensor] | None = None) -> Tensor:
+        """``weights``: per dimension a B-vector of sample weights (``balance.DiagnosisBalance``);
+        each dimension's cross-entropy is then their weighted mean over its tagged images."""
         if sum(len(c) for c in columns) != prompt_features.shape[0]:
             raise ValueError(f"columns: expected {prompt_features.shape[0]} indices in all (one per prompt "
                              f"row), found {sum(len(c) for c in columns)}")
         logits = logit_scale * (image_features.float() @ prompt_features.float().T)
         total, n, start = logits.new_zeros(()), 0, 0
-        for cols in columns:
+        if weights is not None and len(weights) != len(columns):
+            raise ValueError(f"weights: expected one vector per dimension ({len(columns)}), found {len(weights)}")
+        for d, cols in enumerate(columns):
             stop = start + len(cols)
             target = labels[:, cols.to(labels.device)].float()
             rows = target.sum(1) > 0
             if bool(rows.any()):
                 t = target[rows] / target[rows].sum(1, keepdim=True)
-                total = total - (t * F.log_softmax(logits[rows, start:stop], dim=1)).sum(1).mean()
+                ce = -(t * F.log_softmax(logits[rows, start:stop], dim=1)).sum(1)
+                if weights is None:
+                    total = total + ce.mean()
+                else:
+                    w = weights[d][rows].to(ce)
+                    total = total + (w * ce).sum() / w.sum().clamp(min=1e-8)
                 n += 1
             start = stop
         return total / max(n, 1)

@@ -380,6 +380,7 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     """Model, fusion, datasets, loss for a run (same on every rank)."""
     from .graph import AttributeGraphFusion
     from .loss import PromptAlignmentLoss, UltrasoundClipLoss, all_gather_with_grad
+    from .balance import DiagnosisBalance
     from .prompt_bank import PromptBank
 
     seed_everything(cfg.seed)
@@ -411,8 +412,10 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
                                  gather=all_gather_with_grad if info.distributed else None,
                                  rank=info.rank).to(info.device)
     prompts = None
-    if cfg.prompt_loss > 0:  # our prompt-alignment term: its prompt rows and loss, or None
-        prompts = (PromptBank(tokenizer, label_support(ds.samples)), PromptAlignmentLoss())
+    if cfg.prompt_loss > 0:  # our prompt-alignment term: its prompt rows, loss and sample weights, or None
+        bank = PromptBank(tokenizer, label_support(ds.samples))
+        balance = DiagnosisBalance(ds.labels, bank.columns) if cfg.prompt_balance == "diagnosis" else None
+        prompts = (bank, PromptAlignmentLoss(), balance)
     return spec, module, tokenizer, ds, loss_fn, prompts
 
 
@@ -515,7 +518,7 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
     """One optimizer step over ``grad_accum`` micro-batches; returns mean loss terms."""
     opt.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}
-    bank, align_loss = prompts if prompts is not None else (None, None)
+    bank, align_loss, balance = prompts if prompts is not None else (None, None, None)
     for micro in range(cfg.grad_accum):
         batch: Batch = next(it).to(info.device)
         sync = micro == cfg.grad_accum - 1 or not info.distributed
@@ -539,7 +542,8 @@ def _optimizer_step(ddp, module: TrainModule, loss_fn, opt, scaler, autocast, it
                 found = box_loss(module.model.visual.last_box.float(), batch.boxes.float())
                 terms = {**terms, "loss": terms["loss"] + cfg.zoom_box_loss * found, "box": found.detach()}
             if bank is not None:
-                align = align_loss(image.float(), prompt_emb.float(), scale.float(), batch.labels, bank.columns)
+                align = align_loss(image.float(), prompt_emb.float(), scale.float(), batch.labels, bank.columns,
+                                   None if balance is None else balance.weights(batch.labels))
                 terms = {**terms, "loss": terms["loss"] + cfg.prompt_loss * align, "prompt": align.detach()}
             loss = terms["loss"] / cfg.grad_accum
             (scaler.scale(loss) if scaler is not None else loss).backward()
