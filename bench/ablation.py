@@ -93,10 +93,12 @@ def paired(results: dict, name: str, base_name: str = BASELINE) -> dict:
 
 def ordering_steps(results: dict) -> list[tuple[str, str]]:
     """The paper's ordering read one step at a time: (variant, the variant it should beat) for
-    every full model against + soft labels and against + graph, and the Jaccard S^(k) against
-    the default S^(k) at lambda 1, where both sides ran."""
+    every full model against + soft labels and against + graph, every other lambda against
+    lambda 1 (the sweep's question: is 1 the best weight), and the Jaccard S^(k) against the
+    default S^(k) at lambda 1, where both sides ran."""
     full = [n for n in results if n.startswith(FULL)]
     steps = [(n, b) for n in full for b in (SOFT, GRAPH)]
+    steps += [(n, full_name(1)) for n in full if n != full_name(1)]
     steps.append((JACCARD, full_name(1)))
     return [(n, b) for n, b in steps if n in results and b in results]
 

@@ -102,6 +102,10 @@ def test_ablation_pairs_only_shared_seeds_and_reads_the_ordering_step_by_step() 
     assert ab.ordering_steps(results) == [("full, lambda=1", "+ soft labels")]  # no + graph run
     text = ab.report(results)
     assert "| full, lambda=1 - + soft labels | -2.5 [" in text
+    results["full, lambda=3"] = [row(0, 0.58, 0.29), row(1, 0.61, 0.31)]
+    assert ab.ordering_steps(results) == [("full, lambda=1", "+ soft labels"), ("full, lambda=3", "+ soft labels"),
+                                          ("full, lambda=3", "full, lambda=1")]
+    assert ab.paired(results, "full, lambda=3", "full, lambda=1")["AvgAcc"][0] == pytest.approx(0.0)
 
 
 def test_ceiling_cnn_pooling_choice() -> None:
