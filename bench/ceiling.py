@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from usclip_data.synth.lesion_box import MARGIN, lesion_square
+from usclip_data.synth.lesion_box import MARGIN, lesion_square, read_render_params
 from usclip_data.us365k import read_full_data
 from usclip_sdk import taxonomy as tx
 from usclip_train.zoom import sample_square, square_grid
@@ -226,12 +226,7 @@ def lesion_cells(names: list[str], root: Path, size: int, grid: int) -> torch.Te
 
 
 def _params(root: Path) -> dict[str, dict]:
-    params = {}
-    with open(root / "cases.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            params[rec["media_name"]] = rec["params"]
-    return params
+    return read_render_params(root)
 
 
 def build_lesion_crops(names: list[str], root: Path, size: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from usclip_data.synth.lesion_box import read_render_params
 from usclip_data.us365k import US365K
 from usclip_sdk import Classifier, taxonomy
 
@@ -65,15 +66,6 @@ FACTORS: dict[str, Callable[[dict], str | None]] = {
     "echogenicity": lambda p: (p.get("lesion") or {}).get("echogenicity"),
     "colour box": lambda p: None if not p.get("lesion") else ("shown" if p.get("doppler") else "none"),
 }
-
-
-def load_params(root: Path) -> dict[str, dict]:
-    out = {}
-    with open(root / "cases.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            out[rec["media_name"]] = rec["params"]
-    return out
 
 
 def breakdown(field: str, test, answers: list[str], train, params: dict[str, dict]) -> dict:
@@ -128,7 +120,7 @@ def main(argv=None) -> int:
     dims = [d.strip() for d in a.dims.split(",") if d.strip()]
     for d in dims:
         taxonomy.dimension(d)  # KeyError names an unknown field
-    params = load_params(root)
+    params = read_render_params(root)
     train, test = list(US365K(root, "train")), list(US365K(root, a.split))[:a.max]
     clf = Classifier(a.bundle, backend="onnxruntime", device="cpu", precision=a.precision)
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -54,22 +54,38 @@ def lesion_square(params: dict) -> LesionSquare | None:
     return LesionSquare(float(cx), float(cy), float(half), (x0, y0, x1, y1))
 
 
-def read_lesion_squares(root: str | Path) -> dict[str, LesionSquare]:
-    """media_name -> LesionSquare for every frame with a lesion in ``root/cases.jsonl``
-    (empty when the folder has no cases.jsonl: real data)."""
+def _records(root: str | Path) -> Iterator[tuple[str, str, dict]]:
+    """(where: 'file:line', media_name, params) per record of ``root/cases.jsonl`` (none when
+    the folder has no such file: real data); a line that is not a record names file and line."""
     path = Path(root) / "cases.jsonl"
-    out: dict[str, LesionSquare] = {}
     if not path.is_file():
-        return out
+        return
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-                sq = lesion_square(rec.get("params") or {})
+                name, params = rec["media_name"], rec.get("params") or {}
             except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: cannot read the lesion's box: {e}") from e
-            if sq is not None:
-                out[rec["media_name"]] = sq
+                raise ValueError(f"{path}:{n}: not a cases.jsonl record: {e}") from e
+            yield f"{path}:{n}", name, params
+
+
+def read_render_params(root: str | Path) -> dict[str, dict]:
+    """media_name -> the renderer's ``params`` of every frame in ``root/cases.jsonl``."""
+    return {name: params for _, name, params in _records(root)}
+
+
+def read_lesion_squares(root: str | Path) -> dict[str, LesionSquare]:
+    """media_name -> LesionSquare for every frame with a lesion in ``root/cases.jsonl``
+    (empty when the folder has no cases.jsonl: real data)."""
+    out: dict[str, LesionSquare] = {}
+    for where, name, params in _records(root):
+        try:
+            sq = lesion_square(params)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{where}: cannot read the lesion's box: {e}") from e
+        if sq is not None:
+            out[name] = sq
     return out
