@@ -10,7 +10,7 @@ import numpy as np
 
 from usclip_sdk import taxonomy
 
-__all__ = ["make_dataset", "make_text_model"]
+__all__ = ["make_dataset", "make_text_model", "multi_hot"]
 
 _DIAG = taxonomy.dimension("Diagnosis").values
 _ECHO = taxonomy.dimension("Echogenicity").values
@@ -63,3 +63,14 @@ def make_text_model(folder: Path) -> Path:
         if name != "config.json" and (src / name).is_file():
             shutil.copyfile(src / name, folder / name)
     return folder
+
+
+def multi_hot(*rows):
+    """One B x 93 label tensor: row r has a 1 at every (field, value) of ``rows[r]``."""
+    import torch
+
+    out = torch.zeros(len(rows), len(taxonomy.class_names()))
+    for r, row in enumerate(rows):
+        for f, v in row:
+            out[r, taxonomy.class_index(f, v)] = 1
+    return out

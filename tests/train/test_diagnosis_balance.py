@@ -10,19 +10,14 @@ from usclip_sdk import taxonomy  # noqa: E402
 from usclip_train.balance import MAX_WEIGHT, DiagnosisBalance  # noqa: E402
 from usclip_train.config import RunConfig  # noqa: E402
 from usclip_train.loss import PromptAlignmentLoss  # noqa: E402
+from train_fixtures import multi_hot  # noqa: E402
 
-N = len(taxonomy.class_names())
 WELL, ILL = "well-defined", "ill-defined/indistinct"
 MARGINS = torch.tensor([taxonomy.class_index("Margins", v) for v in (WELL, ILL)])
 DX = torch.tensor([taxonomy.class_index("Diagnosis", v) for v in ("cyst", "mass")])
 
 
-def _labels(*tags):
-    out = torch.zeros(len(tags), N)
-    for r, row in enumerate(tags):
-        for f, v in row:
-            out[r, taxonomy.class_index(f, v)] = 1
-    return out
+_labels = multi_hot
 
 
 def _train():

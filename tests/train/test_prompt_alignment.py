@@ -11,16 +11,11 @@ pytest.importorskip("open_clip")
 from usclip_sdk import taxonomy  # noqa: E402
 from usclip_train.loss import PromptAlignmentLoss  # noqa: E402
 from usclip_train.prompt_bank import PromptBank  # noqa: E402
+from train_fixtures import multi_hot  # noqa: E402
 
-N = len(taxonomy.class_names())
 
 
-def _labels(*tags):
-    out = torch.zeros(len(tags), N)
-    for r, row in enumerate(tags):
-        for f, v in row:
-            out[r, taxonomy.class_index(f, v)] = 1
-    return out
+_labels = multi_hot
 
 
 def test_loss_by_hand():
