@@ -98,8 +98,8 @@ class Canvas:
             if atten is not None:
                 self.atten += w * (np.float32(atten) - self.atten)
         else:
-            # copyto(where=) writes in place; boolean indexing gathers and scatters (3-5x slower
-            # on these canvases, and the canvas ops are a third of a frame's render time).
+            # copyto(where=) writes in place, without boolean indexing's gathered temporaries
+            # (as fast for a plain assignment; texture's masked multiply below is 2.4x faster).
             sel = mask > 0
             if echo is not None:
                 np.copyto(self.echo, echo, casting="unsafe", where=sel)
