@@ -122,6 +122,9 @@ def main(argv=None) -> int:
         taxonomy.dimension(d)  # KeyError names an unknown field
     params = read_render_params(root)
     train, test = list(US365K(root, "train")), list(US365K(root, a.split))[:a.max]
+    missing = [s.image_path for s in train + test if Path(s.image_path).name not in params]
+    if missing:
+        raise SystemExit(f"--data {root}: {len(missing)} frames have no cases.jsonl record, e.g. {missing[0]}")
     clf = Classifier(a.bundle, backend="onnxruntime", device="cpu", precision=a.precision)
     t0 = time.perf_counter()
     preds = []
