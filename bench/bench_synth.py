@@ -72,10 +72,9 @@ def _measure(rows: list[dict], names: list[str]) -> dict[str, list[tuple[float, 
         rounds = ROUNDS if len(rows) > 1 else 1
         for k in range(rounds):
             part = range(k * n // rounds, (k + 1) * n // rounds)
-            order = rows if k % 2 == 0 else rows[::-1]  # neither renderer always goes first
-            for r in order:
-                w, c = _time(r[name][0], part)
-                j = rows.index(r)
+            order = range(len(rows)) if k % 2 == 0 else range(len(rows) - 1, -1, -1)  # neither always first
+            for j in order:
+                w, c = _time(rows[j][name][0], part)
                 tot[j][0] += w
                 tot[j][1] += c
         out[name] = [(w / n, c / n) for w, c in tot]

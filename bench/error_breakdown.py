@@ -60,7 +60,7 @@ FACTORS: dict[str, Callable[[dict], str | None]] = {
     "diagnosis": lambda p: p.get("diagnosis"),
     "probe": lambda p: p.get("probe"),
     "f0": lambda p: _bin(p["f0_mhz"], (4.0, 8.0), " MHz"),
-    "lesion size": lambda p: None if lesion_input_px(p) is None else _bin(lesion_input_px(p), (24, 36, 48), " px"),
+    "lesion size": lambda p: None if (px := lesion_input_px(p)) is None else _bin(px, (24, 36, 48), " px"),
     "lesion depth": lambda p: None if not p.get("lesion") else
     _bin(p["lesion"]["center_mm"][1] / p["settings"]["depth_mm"], (0.4, 0.6), " of depth"),
     "echogenicity": lambda p: (p.get("lesion") or {}).get("echogenicity"),

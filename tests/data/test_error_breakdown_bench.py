@@ -2,20 +2,15 @@
 training split's prior in the bin, and the factor-only accuracy those priors add up to."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_helpers import bench_module
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_error_breakdown", ROOT / "bench" / "error_breakdown.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("error_breakdown")
 
 
 def _params(dx: str, px_wide: float = 40.0) -> dict:

@@ -3,15 +3,14 @@ a bound generous enough for noise that still catches a doubling. Each figure com
 interpreter (bench/memory.py: the kernel's VmHWM high-water mark)."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench_helpers import bench_module
 from usclip_sdk.models import default_bundle_path
 
-ROOT = Path(__file__).resolve().parents[2]
 # Measured (docs/reliability.md, bench/results/memory.json): classify ~175 MB, set_labels ~209 MB
 # with 50 labels (~218 MB with 1,000). 1.6x: room for allocator and library-version noise,
 # well below 2x, so a doubling of what the SDK holds fails.
@@ -22,10 +21,7 @@ pytestmark = pytest.mark.skipif(not Path(default_bundle_path()).exists() or not 
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_memory", ROOT / "bench" / "memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("memory")
 
 
 def test_classifier_and_one_classify_peak_rss():

@@ -1,10 +1,11 @@
 """bench/ceiling.py: exact tag-set scoring and the --lesion-crop box; bench/ablation.py: --variants."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from bench_helpers import bench_module
 
 torch = pytest.importorskip("torch")
 
@@ -12,10 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ceiling():
-    spec = importlib.util.spec_from_file_location("bench_ceiling", ROOT / "bench" / "ceiling.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("ceiling")
 
 
 def _labels(**kw):
@@ -73,9 +71,7 @@ def test_lesion_crop_box_is_centred_on_the_rendered_lesion(organ: str, f0: float
 
 
 def test_ablation_variant_subset_splits_on_semicolons() -> None:
-    spec = importlib.util.spec_from_file_location("bench_ablation", ROOT / "bench" / "ablation.py")
-    ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab)
+    ab = bench_module("ablation")
     table = ab.variants([1.0, 3.0])
     got = ab.select(table, "full, lambda=3; CLIP (InfoNCE)")
     assert list(got) == ["CLIP (InfoNCE)", "full, lambda=3"]  # the table's order, commas kept
@@ -84,9 +80,7 @@ def test_ablation_variant_subset_splits_on_semicolons() -> None:
 
 
 def test_ablation_pairs_only_shared_seeds_and_reads_the_ordering_step_by_step() -> None:
-    spec = importlib.util.spec_from_file_location("bench_ablation", ROOT / "bench" / "ablation.py")
-    ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab)
+    ab = bench_module("ablation")
 
     def row(seed, acc, shape):
         return {"seed": seed, "AvgAcc": acc, "per_dimension": {"Shape": shape}}

@@ -3,9 +3,9 @@
 Why: on the synthetic data a descriptor's value depends on the diagnosis (a cyst is always
 well-defined, a mass ill-defined 7 times in 10), and the shipped model's Margins answers sit at
 the diagnosis-conditional prior (bench/error_breakdown.py: 65.8 % against 68.5 % for answering
-from the diagnosis alone): it reads the kind of lesion, not the edge. Weighted by
-``diagnosis_balance``, every value of a dimension carries the same total weight *within each
-diagnosis*, so knowing the diagnosis no longer lowers the term; only the pixels that show the
+from the diagnosis alone): it reads the kind of lesion, not the edge. With
+``RunConfig.prompt_balance="diagnosis"`` every value of a dimension carries the same total weight
+*within each diagnosis*, so knowing the diagnosis no longer lowers the term; only the pixels that show the
 value do. Each diagnosis keeps its total weight (the mix of lesion kinds is unchanged).
 """
 from __future__ import annotations
@@ -33,10 +33,12 @@ class DiagnosisBalance:
     """
 
     def __init__(self, train_labels: Tensor, columns: Sequence[Tensor]):
+        """Tables live on ``train_labels``' device; build on the training device so that
+        ``weights`` moves nothing per step."""
         dx = taxonomy.dimension("Diagnosis")
-        self.dx_cols = torch.tensor([taxonomy.class_index("Diagnosis", v) for v in dx.values])
-        self.columns = [c.clone() for c in columns]
         lab = train_labels.float()
+        self.dx_cols = torch.tensor([taxonomy.class_index("Diagnosis", v) for v in dx.values], device=lab.device)
+        self.columns = [c.to(lab.device) for c in columns]
         has_dx = lab[:, self.dx_cols]  # N x K
         self.tables: list[Tensor | None] = []
         for cols in self.columns:
@@ -51,16 +53,16 @@ class DiagnosisBalance:
 
     def weights(self, labels: Tensor) -> list[Tensor]:
         lab = labels.float()
-        has_dx = lab[:, self.dx_cols.to(lab.device)]
+        has_dx = lab[:, self.dx_cols]
         n_dx = has_dx.sum(1)
         out = []
         for cols, table in zip(self.columns, self.tables):
             if table is None:
                 out.append(torch.ones(len(lab), device=lab.device))
                 continue
-            vals = lab[:, cols.to(lab.device)]  # B x V
+            vals = lab[:, cols]  # B x V
             # sum over (diagnosis tag, value tag) pairs of the table, averaged over the pairs
-            pair = (has_dx @ table.to(lab.device) * vals).sum(1)
+            pair = (has_dx @ table * vals).sum(1)
             n_pairs = n_dx * vals.sum(1)
             out.append(torch.where(n_pairs > 0, pair / n_pairs.clamp(min=1), torch.ones_like(pair)))
         return out

@@ -414,7 +414,8 @@ def _setup(cfg: RunConfig, run_dir: Path, info: DistInfo):
     prompts = None
     if cfg.prompt_loss > 0:  # our prompt-alignment term: its prompt rows, loss and sample weights, or None
         bank = PromptBank(tokenizer, label_support(ds.samples))
-        balance = DiagnosisBalance(ds.labels, bank.columns) if cfg.prompt_balance == "diagnosis" else None
+        balance = (DiagnosisBalance(ds.labels.to(info.device), bank.columns)  # on the device: no per-step copies
+                   if cfg.prompt_balance == "diagnosis" else None)
         prompts = (bank, PromptAlignmentLoss(), balance)
     return spec, module, tokenizer, ds, loss_fn, prompts
 
