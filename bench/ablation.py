@@ -9,6 +9,7 @@ dimension: whether "CLIP < + soft labels < full" holds is read off those interva
 
     python bench/ablation.py --data DIR --out RUNS [--seeds 0,1,2] [--lambdas 0.3,1,3]
                              [--variants 'NAME;NAME...'] [--set key=value ...]
+    python bench/ablation.py --report RUNS/ablation.json    # the report again, no training
 
 Runs are sequential in one process (the frozen text tower's cache is shared when
 lock_text=true), seed by seed (every variant at seed 0, then at seed 1, ...); ablation.json is
@@ -143,8 +144,10 @@ def report(results: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", help="data set folder (required unless --report)")
+    ap.add_argument("--out", help="runs folder; its ablation.json makes the bench resumable")
+    ap.add_argument("--report", metavar="JSON",
+                    help="print the report of a finished ablation.json (or bench/results copy) and exit")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lambdas", default="0.3,1,3", help="lambda values of the full model")
     ap.add_argument("--variants", default=None,
@@ -152,6 +155,15 @@ def main() -> int:
     ap.add_argument("--config")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
+    if args.report:
+        try:
+            results = json.loads(Path(args.report).read_text())["results"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            ap.error(f"--report {args.report}: not a readable ablation.json ({type(e).__name__}: {e})")
+        print(report(results))
+        return 0
+    if not (args.data and args.out):
+        ap.error("--data and --out are required (or --report to print a finished one)")
     base = load_run_config(args.config, parse_overrides(args.overrides), data=args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

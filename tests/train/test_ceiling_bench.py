@@ -1,6 +1,7 @@
 """bench/ceiling.py: exact tag-set scoring and the --lesion-crop box; bench/ablation.py: --variants."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,28 @@ def test_ablation_pairs_only_shared_seeds_and_reads_the_ordering_step_by_step() 
                                           ("full, lambda=3", "full, lambda=1")]
     assert ab.paired(results, "full, lambda=3", "full, lambda=1")["AvgAcc"][0] == pytest.approx(0.0)
 
+
+
+def test_ablation_report_mode_reads_a_finished_json_and_names_a_bad_one(tmp_path, monkeypatch, capsys) -> None:
+    """``--report FILE`` prints the report of finished rows without training; a file that is not
+    an ablation.json is a usage error that names it, not a traceback."""
+    ab = bench_module("ablation")
+    rows = {"CLIP (InfoNCE)": [{"seed": 0, "AvgAcc": 0.6, "per_dimension": {}}],
+            "+ soft labels": [{"seed": 0, "AvgAcc": 0.65, "per_dimension": {}}]}
+    good = tmp_path / "ablation.json"
+    good.write_text(json.dumps({"config": {}, "results": rows}))
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--report", str(good)])
+    assert ab.main() == 0
+    assert "+ soft labels" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": []}')
+    for argv in (["--report", str(bad)], ["--data", "x"]):
+        monkeypatch.setattr("sys.argv", ["ablation.py", *argv])
+        with pytest.raises(SystemExit) as e:
+            ab.main()
+        assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "--data and --out are required" in err
 
 def test_ceiling_cnn_pooling_choice() -> None:
     c = _ceiling()
