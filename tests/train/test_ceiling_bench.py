@@ -1,4 +1,5 @@
-"""bench/ceiling.py: exact tag-set scoring and the --lesion-crop box; bench/ablation.py: --variants."""
+"""bench/ceiling.py: exact tag-set scoring and the --lesion-crop box; bench/ablation.py: --variants,
+the paired report and --report."""
 from __future__ import annotations
 
 import json
@@ -103,7 +104,6 @@ def test_ablation_pairs_only_shared_seeds_and_reads_the_ordering_step_by_step() 
     assert ab.paired(results, "full, lambda=3", "full, lambda=1")["AvgAcc"][0] == pytest.approx(0.0)
 
 
-
 def test_ablation_report_mode_reads_a_finished_json_and_names_a_bad_one(tmp_path, monkeypatch, capsys) -> None:
     """``--report FILE`` prints the report of finished rows without training; a file that is not
     an ablation.json is a usage error that names it, not a traceback."""
@@ -124,6 +124,7 @@ def test_ablation_report_mode_reads_a_finished_json_and_names_a_bad_one(tmp_path
         assert e.value.code == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "--data and --out are required" in err
+
 
 def test_ceiling_cnn_pooling_choice() -> None:
     c = _ceiling()
