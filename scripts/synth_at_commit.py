@@ -1,0 +1,73 @@
+"""`usclip synth` with the renderer of an earlier commit: regenerate the exact data a model was
+trained on after the renderer moved on (the shipped model and the ablation trained on renderer
+v4, commit 9f8f555; `usclip synth` today renders v5b).
+
+    python scripts/synth_at_commit.py 9f8f555 --out data/synth-v4 --n 12000 --size 256 --workers 2 --seed 31
+
+The commit's python/usclip_data is extracted (git archive) to a cache folder and imported in its
+place, in this process and in the writer's spawned workers; the rest (usclip_sdk: taxonomy,
+the CLI) is this checkout's. The output is byte-identical for any --workers.
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_ENV = "USCLIP_SYNTH_DATA_ROOT"  # where the old usclip_data lives; read again by spawned workers
+
+
+class _OldDataFinder:
+    """Resolves usclip_data and its submodules from the extracted tree, ahead of the editable
+    install's finder (which would otherwise map them back to this checkout)."""
+
+    root = ""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "usclip_data":
+            return importlib.machinery.PathFinder.find_spec(name, [cls.root])
+        if name.startswith("usclip_data."):
+            return importlib.machinery.PathFinder.find_spec(name, path)
+        return None
+
+
+def _install(root: str) -> None:
+    _OldDataFinder.root = root
+    sys.meta_path.insert(0, _OldDataFinder)
+    import usclip_data
+
+    if not usclip_data.__file__.startswith(root):
+        raise SystemExit(f"usclip_data resolved to {usclip_data.__file__}, not the extracted {root}")
+
+
+def _extract(commit: str) -> str:
+    repo = Path(__file__).resolve().parents[1]
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+                         capture_output=True, text=True)
+    if sha.returncode:
+        raise SystemExit(f"not a commit of {repo}: {commit!r} ({sha.stderr.strip()})")
+    dest = Path(tempfile.gettempdir()) / f"usclip_data-{sha.stdout.strip()[:12]}"
+    if not (dest / "python" / "usclip_data" / "__init__.py").is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", sha.stdout.strip(), "python/usclip_data"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return str(dest / "python")
+
+
+if os.environ.get(_ENV) and __name__ != "__main__":  # a spawned worker importing this as __mp_main__
+    _install(os.environ[_ENV])
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        raise SystemExit(__doc__)
+    os.environ[_ENV] = _extract(sys.argv[1])
+    _install(os.environ[_ENV])
+    from usclip_sdk.cli import main
+
+    sys.argv = ["usclip", "synth"] + sys.argv[2:]
+    sys.exit(main())
