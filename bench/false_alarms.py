@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from usclip_data.sample import load_pixels
 from usclip_data.us365k import US365K
 from usclip_sdk import Classifier, taxonomy
 
@@ -45,7 +46,7 @@ def calls(clf: Classifier, samples, batch: int = 16) -> list[dict]:
         for s, p in zip(chunk, clf.classify_batch([s.image_path for s in chunk])):
             dx = p.attributes["Diagnosis"]
             rows.append({
-                "frame": Path(s.image_path).name, "case": case_of(s.image_path),
+                "frame": Path(s.image_path).name, "path": s.image_path, "case": case_of(s.image_path),
                 "organ": (s.labels.get("Organ_level") or ["?"])[0],
                 "normal": NORMAL in s.labels["Diagnosis"], "called_normal": dx.value == NORMAL,
                 "p_normal": dict(dx.topk).get(NORMAL),  # None when normal is outside the top k
@@ -54,20 +55,42 @@ def calls(clf: Classifier, samples, batch: int = 16) -> list[dict]:
     return rows
 
 
-def case_bootstrap(rows: list[dict], err, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``err`` over ``rows`` and its 95 % interval, resampling cases with replacement."""
+def _case_draws(rows: list[dict], err, n_boot: int, seed: int) -> tuple[float, np.ndarray] | None:
+    """The rate of ``err`` over ``rows`` and ``n_boot`` bootstrap rates resampling whole cases."""
     by_case = collections.defaultdict(list)
     for r in rows:
         by_case[r["case"]].append(bool(err(r)))
-    cases = list(by_case.values())
-    if not cases:
-        return float("nan"), float("nan"), float("nan")
-    hits = np.array([sum(c) for c in cases], float)
-    sizes = np.array([len(c) for c in cases], float)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(cases), size=(n_boot, len(cases)))
-    boot = hits[pick].sum(1) / sizes[pick].sum(1)
-    return float(hits.sum() / sizes.sum()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+    if not by_case:
+        return None
+    hits = np.array([sum(c) for c in by_case.values()], float)
+    sizes = np.array([len(c) for c in by_case.values()], float)
+    pick = np.random.default_rng(seed).integers(0, len(hits), size=(n_boot, len(hits)))
+    return float(hits.sum() / sizes.sum()), hits[pick].sum(1) / sizes[pick].sum(1)
+
+
+def case_bootstrap(rows: list[dict], err, n_boot: int = 2000, seed: int = 0) -> list[float | None]:
+    """[rate, 2.5 %, 97.5 %] of ``err`` over ``rows``, resampling cases with replacement;
+    [None, None, None] when there are no rows (JSON null, as bench/model_eval.py writes)."""
+    d = _case_draws(rows, err, n_boot, seed)
+    if d is None:
+        return [None, None, None]
+    return [d[0], float(np.percentile(d[1], 2.5)), float(np.percentile(d[1], 97.5))]
+
+
+def case_bootstrap_difference(rows_a: list[dict], rows_b: list[dict], err, n_boot: int = 2000,
+                              seed: int = 0) -> list[float | None]:
+    """[rate_a - rate_b, 2.5 %, 97.5 %]: the two samples' cases resampled independently, so the
+    interval is that of the difference itself (not whether two intervals overlap)."""
+    a, b = _case_draws(rows_a, err, n_boot, seed), _case_draws(rows_b, err, n_boot, seed + 1)
+    if a is None or b is None:
+        return [None, None, None]
+    diff = a[1] - b[1]
+    return [a[0] - b[0], float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))]
+
+
+def _pct(t) -> str:
+    m, lo, hi = t
+    return "n/a" if m is None else f"{100 * m:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -89,10 +112,13 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def contact_sheet(data: str, rows: list[dict], path: str, n: int = 8, px: int = 192) -> None:
+def contact_sheet(rows: list[dict], path: str, n: int = 8, px: int = 192) -> None:
     """The first ``n`` test false alarms, one organ each where possible, captioned with the organ."""
     import cv2
 
+    if not rows:  # np.hstack of no tiles would raise; say so instead
+        print(f"no test false alarms: no contact sheet written to {path}")
+        return
     picked, organs = [], set()
     for r in rows:  # one frame per organ first, then fill
         if r["organ"] not in organs:
@@ -101,7 +127,9 @@ def contact_sheet(data: str, rows: list[dict], path: str, n: int = 8, px: int = 
     picked += [r for r in rows if r not in picked]
     tiles = []
     for r in picked[:n]:
-        img = cv2.imread(str(Path(data) / "images" / r["frame"]), cv2.IMREAD_GRAYSCALE)
+        # the sample's own path: US365K also finds images flat in the root or inside images.zip
+        img = load_pixels(r["path"])
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
         tile = cv2.resize(img, (px, px), interpolation=cv2.INTER_AREA)
         cv2.rectangle(tile, (0, px - 18), (px, px), 0, -1)
         cv2.putText(tile, r["organ"][:26], (3, px - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1, cv2.LINE_AA)
@@ -119,27 +147,42 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--sheet", help="write a contact sheet of test false alarms (PNG) here")
     a = ap.parse_args(argv)
+    if a.max_test < 0:
+        ap.error(f"--max-test: expected N >= 0, found {a.max_test}")
+    splits = [x.strip() for x in a.splits.split(",") if x.strip()]
+    if a.sheet and "test" not in splits:
+        ap.error("--sheet shows test false alarms: --splits must include test")
     clf = Classifier(a.bundle, backend="onnxruntime", device="cpu", precision="fp32")
-    out, t0 = {}, time.perf_counter()
-    for split in a.splits.split(","):
+    out, rows_of, t0 = {}, {}, time.perf_counter()
+    for split in splits:
         samples = list(US365K(a.data, split))
         if not samples:
             raise SystemExit(f"--splits: no samples in split {split!r} of {a.data}")
-        rows = calls(clf, samples)
+        rows = rows_of[split] = calls(clf, samples)
         out[split] = summarise(rows)
         if split == "test" and a.sheet:
-            contact_sheet(a.data, [r for r in rows if r["normal"] and not r["called_normal"]], a.sheet)
+            contact_sheet([r for r in rows if r["normal"] and not r["called_normal"]], a.sheet)
         if split == "test" and a.max_test:
-            head = {s.image_path for s in samples[:a.max_test]}
-            out[f"test_first{a.max_test}"] = summarise(
-                [r for r, s in zip(rows, [s for s in samples if s.labels.get("Diagnosis")])
-                 if s.image_path in head])
+            # rows follow the tagged samples in order, so the head's rows are a prefix (by
+            # position, not by path: a split may list one image twice)
+            k = sum(1 for s in samples[:a.max_test] if s.labels.get("Diagnosis"))
+            out[f"test_first{a.max_test}"] = summarise(rows[:k])
+    if "valid" in rows_of and "test" in rows_of:  # is test's rate really above the fitting split's?
+        normal = {k: [r for r in rows_of[k] if r["normal"]] for k in ("test", "valid")}
+        lesion = {k: [r for r in rows_of[k] if not r["normal"]] for k in ("test", "valid")}
+        out["test_minus_valid"] = {
+            "normal_called_lesion": case_bootstrap_difference(normal["test"], normal["valid"],
+                                                              lambda r: not r["called_normal"]),
+            "lesion_called_normal": case_bootstrap_difference(lesion["test"], lesion["valid"],
+                                                              lambda r: r["called_normal"])}
     for name, r in out.items():
-        m, lo, hi = r["normal_called_lesion"]
-        ml, lol, hil = r["lesion_called_normal"]
-        print(f"{name:14s} normal called lesion {100 * m:5.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] "
+        if name == "test_minus_valid":
+            print(f"test - valid   normal called lesion {_pct(r['normal_called_lesion'])} points; "
+                  f"lesion called normal {_pct(r['lesion_called_normal'])} points")
+            continue
+        print(f"{name:14s} normal called lesion {_pct(r['normal_called_lesion'])} "
               f"({r['false_alarms']} of {r['normal_frames']} frames, {r['false_alarm_cases']} of "
-              f"{r['normal_cases']} cases); lesion called normal {100 * ml:.1f} % [{100 * lol:.1f}, {100 * hil:.1f}]")
+              f"{r['normal_cases']} cases); lesion called normal {_pct(r['lesion_called_normal'])}")
         worst = [(o, f, n) for o, (f, n) in r["false_alarm_rate_by_organ"].items() if f]
         print("    by organ (false alarms / normal frames): "
               + ", ".join(f"{o} {f}/{n}" for o, f, n in sorted(worst, key=lambda t: -t[1])))

@@ -4,7 +4,8 @@ v4, commit 9f8f555; `usclip synth` today renders v5b).
 
     python scripts/synth_at_commit.py 9f8f555 --out data/synth-v4 --n 12000 --size 256 --workers 2 --seed 31
 
-The commit's python/usclip_data is extracted (git archive) to a cache folder and imported in its
+The commit's python/usclip_data is extracted (git archive) to a per-user cache folder
+(~/.cache/usclip/synth_at_commit, or under $XDG_CACHE_HOME) and imported in its
 place, in this process and in the writer's spawned workers; the rest (usclip_sdk: taxonomy,
 the CLI) is this checkout's. The output is byte-identical for any --workers.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,17 +24,19 @@ _ENV = "USCLIP_SYNTH_DATA_ROOT"  # where the old usclip_data lives; read again b
 
 class _OldDataFinder:
     """Resolves usclip_data and its submodules from the extracted tree, ahead of the editable
-    install's finder (which would otherwise map them back to this checkout)."""
+    install's finder (which would otherwise map them back to this checkout). A module the
+    extracted tree lacks is an import error, not a silent fallback to this checkout's."""
 
     root = ""
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        if name == "usclip_data":
-            return importlib.machinery.PathFinder.find_spec(name, [cls.root])
-        if name.startswith("usclip_data."):
-            return importlib.machinery.PathFinder.find_spec(name, path)
-        return None
+        if name != "usclip_data" and not name.startswith("usclip_data."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [cls.root] if name == "usclip_data" else path)
+        if spec is None:  # returning None would let the editable install's finder answer
+            raise ModuleNotFoundError(f"No module named {name!r} in the extracted {cls.root}", name=name)
+        return spec
 
 
 def _install(root: str) -> None:
@@ -50,12 +54,24 @@ def _extract(commit: str) -> str:
                          capture_output=True, text=True)
     if sha.returncode:
         raise SystemExit(f"not a commit of {repo}: {commit!r} ({sha.stderr.strip()})")
-    dest = Path(tempfile.gettempdir()) / f"usclip_data-{sha.stdout.strip()[:12]}"
+    # a per-user cache, not shared /tmp: another user could plant code under a predictable name there
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "usclip" / "synth_at_commit"
+    cache.mkdir(parents=True, exist_ok=True)
+    dest = cache / f"usclip_data-{sha.stdout.strip()[:12]}"
     if not (dest / "python" / "usclip_data" / "__init__.py").is_file():
-        dest.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "-C", str(repo), "archive", sha.stdout.strip(), "python/usclip_data"],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+                                 capture_output=True)
+        if archive.returncode:
+            raise SystemExit(f"commit {commit!r} has no python/usclip_data ({archive.stderr.decode().strip()})")
+        # extract beside dest, then rename: an interrupted run leaves no half tree that looks complete
+        tmp = tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # dest appeared meanwhile (another run), or is a stale partial folder
+            shutil.rmtree(tmp)
+            if not (dest / "python" / "usclip_data" / "__init__.py").is_file():
+                raise SystemExit(f"{dest} exists but holds no python/usclip_data: remove it and retry") from None
     return str(dest / "python")
 
 

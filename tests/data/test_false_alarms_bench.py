@@ -48,3 +48,16 @@ def test_summarise_counts_false_alarms_by_organ_and_case() -> None:
     assert s["normal_called_lesion"][0] == pytest.approx(0.5)
     assert s["lesion_called_normal"][0] == pytest.approx(0.5)
     assert s["false_alarm_frames"] == ["c1_v0.png", "c1_v1.png"]
+
+
+def test_empty_rows_give_null_not_nan_and_the_difference_has_its_own_interval() -> None:
+    b = _bench()
+    err = lambda r: not r["called_normal"]  # noqa: E731
+    assert b.case_bootstrap([], err) == [None, None, None]
+    assert b.case_bootstrap_difference([], [_row("c1", "Liver", True, True)], err) == [None, None, None]
+    high = [_row(f"t{i}", "Liver", True, i >= 12, k) for i in range(60) for k in range(2)]  # 20 %
+    low = [_row(f"v{i}", "Liver", True, i >= 3, k) for i in range(60) for k in range(2)]  # 5 %
+    d, lo, hi = b.case_bootstrap_difference(high, low, err)
+    assert d == pytest.approx(0.15) and 0 < lo < d < hi
+    same, lo2, hi2 = b.case_bootstrap_difference(low, low, err)
+    assert same == 0 and lo2 < 0 < hi2
