@@ -15,44 +15,47 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from usclip_data.sample import load_pixels
+from usclip_data.contact_sheet import grid, write_png
+from usclip_data.sample import case_of, load_rgb
 from usclip_data.us365k import US365K
 from usclip_sdk import Classifier, taxonomy
 
 NORMAL = taxonomy.NORMAL
-_CASE = re.compile(r"(case\d+)_v\d+")
-
-
-def case_of(path: str) -> str:
-    """The case a frame belongs to (``caseNNNNNN_vK.png`` -> ``caseNNNNNN``), else the file name."""
-    m = _CASE.search(Path(path).name)
-    return m.group(1) if m else Path(path).name
 
 
 def calls(clf: Classifier, samples, batch: int = 16) -> list[dict]:
-    """One row per frame with a Diagnosis tag: case, organ, truth, the Classifier's call and its
-    probability of "normal appearance" (calibrated)."""
+    """One row per frame with a Diagnosis tag: case, organ, truth and the Classifier's call."""
     rows = []
     tagged = [s for s in samples if s.labels.get("Diagnosis")]
     for i in range(0, len(tagged), batch):
         chunk = tagged[i:i + batch]
         for s, p in zip(chunk, clf.classify_batch([s.image_path for s in chunk])):
-            dx = p.attributes["Diagnosis"]
             rows.append({
                 "frame": Path(s.image_path).name, "path": s.image_path, "case": case_of(s.image_path),
                 "organ": (s.labels.get("Organ_level") or ["?"])[0],
-                "normal": NORMAL in s.labels["Diagnosis"], "called_normal": dx.value == NORMAL,
-                "p_normal": dict(dx.topk).get(NORMAL),  # None when normal is outside the top k
-                "status": p.status,
+                "normal": NORMAL in s.labels["Diagnosis"],
+                "called_normal": p.attributes["Diagnosis"].value == NORMAL,
             })
     return rows
+
+
+def false_alarm(r: dict) -> bool:
+    return not r["called_normal"]  # scored over normal frames
+
+
+def missed(r: dict) -> bool:
+    return r["called_normal"]  # scored over lesion frames
+
+
+def by_truth(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(normal frames, lesion frames)."""
+    return [r for r in rows if r["normal"]], [r for r in rows if not r["normal"]]
 
 
 def _case_draws(rows: list[dict], err, n_boot: int, seed: int) -> tuple[float, np.ndarray] | None:
@@ -94,17 +97,16 @@ def _pct(t) -> str:
 
 
 def summarise(rows: list[dict]) -> dict:
-    normal = [r for r in rows if r["normal"]]
-    lesion = [r for r in rows if not r["normal"]]
-    fa = [r for r in normal if not r["called_normal"]]
+    normal, lesion = by_truth(rows)
+    fa = [r for r in normal if false_alarm(r)]
     by_organ = collections.Counter(r["organ"] for r in normal)
     fa_organ = collections.Counter(r["organ"] for r in fa)
     fa_cases = collections.Counter(r["case"] for r in fa)
     return {
         "frames": len(rows), "normal_frames": len(normal), "normal_cases": len({r["case"] for r in normal}),
         "lesion_frames": len(lesion),
-        "normal_called_lesion": case_bootstrap(normal, lambda r: not r["called_normal"]),
-        "lesion_called_normal": case_bootstrap(lesion, lambda r: r["called_normal"]),
+        "normal_called_lesion": case_bootstrap(normal, false_alarm),
+        "lesion_called_normal": case_bootstrap(lesion, missed),
         "false_alarms": len(fa), "false_alarm_cases": len(fa_cases),
         "false_alarms_per_case": sorted(fa_cases.values(), reverse=True),
         "false_alarm_rate_by_organ": {o: [fa_organ[o], n] for o, n in by_organ.most_common()},
@@ -113,28 +115,18 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def contact_sheet(rows: list[dict], path: str, n: int = 8, px: int = 192) -> None:
-    """The first ``n`` test false alarms, one organ each where possible, captioned with the organ."""
-    import cv2
-
-    if not rows:  # np.hstack of no tiles would raise; say so instead
+    """The first ``n`` test false alarms, one organ each where possible, captioned with the organ
+    (usclip_data.contact_sheet's grid, one row)."""
+    if not rows:  # grid() refuses an empty sheet; say so instead
         print(f"no test false alarms: no contact sheet written to {path}")
         return
-    picked, organs = [], set()
+    first = {}
     for r in rows:  # one frame per organ first, then fill
-        if r["organ"] not in organs:
-            picked.append(r)
-            organs.add(r["organ"])
-    picked += [r for r in rows if r not in picked]
-    tiles = []
-    for r in picked[:n]:
-        # the sample's own path: US365K also finds images flat in the root or inside images.zip
-        img = load_pixels(r["path"])
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-        tile = cv2.resize(img, (px, px), interpolation=cv2.INTER_AREA)
-        cv2.rectangle(tile, (0, px - 18), (px, px), 0, -1)
-        cv2.putText(tile, r["organ"][:26], (3, px - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1, cv2.LINE_AA)
-        tiles.append(tile)
-    cv2.imwrite(path, np.hstack(tiles))
+        first.setdefault(r["organ"], r)
+    picked = (list(first.values()) + [r for r in rows if r not in first.values()])[:n]
+    # the sample's own path: US365K also finds images flat in the root or inside images.zip
+    write_png(grid([load_rgb(r["path"]) for r in picked], [[r["organ"]] for r in picked],
+                   cols=len(picked), tile=(px, px)), path)
 
 
 def main(argv=None) -> int:
@@ -161,20 +153,17 @@ def main(argv=None) -> int:
         rows = rows_of[split] = calls(clf, samples)
         out[split] = summarise(rows)
         if split == "test" and a.sheet:
-            contact_sheet([r for r in rows if r["normal"] and not r["called_normal"]], a.sheet)
+            contact_sheet([r for r in by_truth(rows)[0] if false_alarm(r)], a.sheet)
         if split == "test" and a.max_test:
             # rows follow the tagged samples in order, so the head's rows are a prefix (by
             # position, not by path: a split may list one image twice)
             k = sum(1 for s in samples[:a.max_test] if s.labels.get("Diagnosis"))
             out[f"test_first{a.max_test}"] = summarise(rows[:k])
     if "valid" in rows_of and "test" in rows_of:  # is test's rate really above the fitting split's?
-        normal = {k: [r for r in rows_of[k] if r["normal"]] for k in ("test", "valid")}
-        lesion = {k: [r for r in rows_of[k] if not r["normal"]] for k in ("test", "valid")}
+        (normal_t, lesion_t), (normal_v, lesion_v) = by_truth(rows_of["test"]), by_truth(rows_of["valid"])
         out["test_minus_valid"] = {
-            "normal_called_lesion": case_bootstrap_difference(normal["test"], normal["valid"],
-                                                              lambda r: not r["called_normal"]),
-            "lesion_called_normal": case_bootstrap_difference(lesion["test"], lesion["valid"],
-                                                              lambda r: r["called_normal"])}
+            "normal_called_lesion": case_bootstrap_difference(normal_t, normal_v, false_alarm),
+            "lesion_called_normal": case_bootstrap_difference(lesion_t, lesion_v, missed)}
     for name, r in out.items():
         if name == "test_minus_valid":
             print(f"test - valid   normal called lesion {_pct(r['normal_called_lesion'])} points; "

@@ -5,7 +5,7 @@ v4, commit 9f8f555; `usclip synth` today renders v5b).
     python scripts/synth_at_commit.py 9f8f555 --out data/synth-v4 --n 12000 --size 256 --workers 2 --seed 31
 
 The commit's python/usclip_data is extracted (git archive) to a per-user cache folder
-(~/.cache/usclip/synth_at_commit, or under $XDG_CACHE_HOME) and imported in its
+(usclip_sdk.settings.user_cache_dir(): ~/.cache/usclip/synth_at_commit on Linux) and imported in its
 place, in this process and in the writer's spawned workers; the rest (usclip_sdk: taxonomy,
 the CLI) is this checkout's. The output is byte-identical for any --workers.
 """
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from usclip_sdk.settings import user_cache_dir
 
 _ENV = "USCLIP_SYNTH_DATA_ROOT"  # where the old usclip_data lives; read again by spawned workers
 
@@ -50,27 +52,28 @@ def _install(root: str) -> None:
 
 def _extract(commit: str) -> str:
     repo = Path(__file__).resolve().parents[1]
-    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{commit}^{{commit}}"],
                          capture_output=True, text=True)
-    if sha.returncode:
-        raise SystemExit(f"not a commit of {repo}: {commit!r} ({sha.stderr.strip()})")
-    # a per-user cache, not shared /tmp: another user could plant code under a predictable name there
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "usclip" / "synth_at_commit"
+    if rev.returncode:
+        raise SystemExit(f"not a commit of {repo}: {commit!r} ({rev.stderr.strip()})")
+    sha = rev.stdout.strip()
+    # the per-user cache, not shared /tmp: another user could plant code under a predictable name there
+    cache = user_cache_dir() / "synth_at_commit"
     cache.mkdir(parents=True, exist_ok=True)
-    dest = cache / f"usclip_data-{sha.stdout.strip()[:12]}"
-    if not (dest / "python" / "usclip_data" / "__init__.py").is_file():
-        archive = subprocess.run(["git", "-C", str(repo), "archive", sha.stdout.strip(), "python/usclip_data"],
-                                 capture_output=True)
+    dest = cache / f"usclip_data-{sha[:12]}"
+    complete = dest / "python" / "usclip_data" / "__init__.py"
+    if not complete.is_file():
+        archive = subprocess.run(["git", "-C", str(repo), "archive", sha, "python/usclip_data"], capture_output=True)
         if archive.returncode:
             raise SystemExit(f"commit {commit!r} has no python/usclip_data ({archive.stderr.decode().strip()})")
         # extract beside dest, then rename: an interrupted run leaves no half tree that looks complete
-        tmp = tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent)
+        tmp = tempfile.mkdtemp(prefix=dest.name + ".", dir=cache)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         try:
             os.rename(tmp, dest)
         except OSError:  # dest appeared meanwhile (another run), or is a stale partial folder
             shutil.rmtree(tmp)
-            if not (dest / "python" / "usclip_data" / "__init__.py").is_file():
+            if not complete.is_file():
                 raise SystemExit(f"{dest} exists but holds no python/usclip_data: remove it and retry") from None
     return str(dest / "python")
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .sample import Sample
+from .sample import Sample, case_of
 
 __all__ = ["grid", "write_png", "contact_sheet", "tile_text", "synth_contact_sheet", "synth_tile_text",
            "descriptor_sheet", "organ_sheet", "main"]
@@ -111,7 +110,7 @@ def _spread(samples: Sequence[Sample], k: int, seed: int) -> np.ndarray:
     seen: set[str] = set()
     first, rest = [], []
     for i in order:
-        case = re.sub(r"_v\d+$", "", os.path.splitext(os.path.basename(samples[int(i)].image_path))[0])
+        case = case_of(samples[int(i)].image_path)
         (rest if case in seen else first).append(int(i))
         seen.add(case)
     return np.sort(np.asarray((first + rest)[:k]))

@@ -8,6 +8,7 @@ open both forms.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ import numpy as np
 
 from usclip_sdk import taxonomy as tx
 
-__all__ = ["Sample", "SampleList", "ZIP_SEP", "empty_labels", "read_image_bytes", "load_pixels", "load_rgb",
-           "mask_path", "load_stored_mask"]
+__all__ = ["Sample", "SampleList", "ZIP_SEP", "empty_labels", "case_of", "read_image_bytes", "load_pixels",
+           "load_rgb", "mask_path", "load_stored_mask"]
 
 ZIP_SEP = "::"
+_VIEW_NAME = re.compile(r"(.+)_v\d+\.[^.]+$")
 _zips: dict[tuple[int, str], zipfile.ZipFile] = {}
 _zips_lock = threading.Lock()
 
@@ -29,6 +31,14 @@ _zips_lock = threading.Lock()
 def empty_labels() -> dict[str, tuple[str, ...]]:
     """Labels with no tag in any of the nine dimensions."""
     return {f: () for f in tx.FIELDS}
+
+
+def case_of(image_path: str | os.PathLike) -> str:
+    """The case an image belongs to: views of one case are named ``<case>_v<k>.<ext>`` (the
+    synthetic writer's ``caseNNNNNN_vK.png``); any other image is its own case (its file name)."""
+    name = Path(str(image_path).split(ZIP_SEP)[-1]).name
+    m = _VIEW_NAME.match(name)
+    return m.group(1) if m else name
 
 
 @dataclass(frozen=True)

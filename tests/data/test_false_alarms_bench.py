@@ -13,7 +13,7 @@ def _bench():
 
 def _row(case: str, organ: str, normal: bool, called_normal: bool, k: int = 0) -> dict:
     return {"frame": f"{case}_v{k}.png", "case": case, "organ": organ, "normal": normal,
-            "called_normal": called_normal, "p_normal": None, "status": "ok"}
+            "called_normal": called_normal}
 
 
 def test_case_of_reads_the_synthetic_naming_and_falls_back_to_the_file() -> None:
